@@ -1,0 +1,73 @@
+"""Bati Bank real-time scoring API (Flask), serving the model registry's champion.
+
+Production: ``gunicorn "api:create_app()"`` (settings in ``gunicorn.conf.py`` at the project
+root). Development: ``flask --app api run``. Configuration comes from the environment
+(``BATI_DB_URL``, ``BATI_MODEL_NAME``, ``BATI_ADMIN_TOKEN``, ``BATI_RELOAD_SECONDS``,
+``BATI_MAX_BATCH``, ``BATI_MAX_BODY_BYTES``, ``BATI_MAX_TRANSACTIONS``; see
+:mod:`api.config`), overridden by the dict given to :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, g
+
+from api.config import Settings, load_settings
+from api.errors import ApiError, register_error_handlers
+from api.http import REQUEST_ID_HEADER, set_request_id
+from api.state import EXTENSION, BatiState, get_state
+
+__all__ = ["ApiError", "BatiState", "Settings", "create_app", "get_state"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app.
+
+    ``config`` keys are :class:`api.config.Settings` field names (``db_url``, ``model_name``,
+    ``admin_token``, ``reload_seconds``, ``max_batch``, ``max_body_bytes``,
+    ``max_transactions``, ``start_background``, ``load_on_start`` ...) and win over the
+    environment; ``registry`` may pass a ready :class:`registry.Registry` instance.
+    The champion is loaded here when possible (a failure only leaves ``/ready`` at 503);
+    the reload and prediction-log threads start with the first request of each process.
+    """
+    from api.blueprints import health, models, score
+    from api.openapi import OPENAPI_KEY, build_openapi
+    from api.openapi import bp as docs_bp
+
+    options = dict(config or {})
+    registry = options.pop("registry", None)
+    settings = load_settings(options)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+    state = BatiState(settings, registry)
+    app.extensions[EXTENSION] = state
+    app.extensions[OPENAPI_KEY] = build_openapi(settings)
+
+    register_error_handlers(app)
+    for bp in (health.bp, score.bp, models.bp, docs_bp):
+        app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_request() -> None:
+        g.t0 = time.perf_counter()
+        set_request_id()
+        state.ensure_started()
+
+    @app.after_request
+    def _finish_request(response: Response) -> Response:
+        rid = g.get("request_id")
+        if rid:
+            response.headers[REQUEST_ID_HEADER] = rid
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    if settings.load_on_start:
+        state.holder.refresh()
+    return app

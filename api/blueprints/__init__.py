@@ -1,0 +1,1 @@
+"""The API's blueprints: health, scoring, models (admin included) and docs."""

@@ -1,0 +1,150 @@
+"""Model versions (read) and champion changes (admin, bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from api.errors import ApiError
+from api.holder import json_safe, utc_iso
+from api.http import read_json, require_admin, validate
+from api.payloads import AdminRequest
+from api.state import BatiState, get_state
+
+bp = Blueprint("models", __name__, url_prefix="/v1/models")
+MAX_VERSION = 2**31 - 1
+
+
+def version_dict(info: Any) -> dict[str, Any]:
+    """A registry ``VersionInfo`` as the ``ModelVersion`` response."""
+    return {
+        "model_name": str(info.model_name),
+        "version": int(info.version),
+        "stage": str(info.stage),
+        "is_champion": info.stage == "champion",
+        "created_at": utc_iso(info.created_at),
+        "stage_changed_at": utc_iso(getattr(info, "stage_changed_at", None)),
+        "decision_reason": getattr(info, "decision_reason", None),
+        "artifact_sha256": info.artifact_sha256,
+        "data_fingerprint": getattr(info, "data_fingerprint", None),
+        "n_rows": getattr(info, "n_rows", None),
+        "n_customers": getattr(info, "n_customers", None),
+        "metrics": json_safe(dict(info.metrics or {})),
+        "params": json_safe(dict(info.params or {})),
+        "features": [str(f) for f in info.features or []],
+    }
+
+
+@contextmanager
+def registry_errors() -> Iterator[None]:
+    """Registry and database failures as API errors (never a 500)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from registry.errors import PromotionError, RegistryError, VersionNotFound
+
+    try:
+        yield
+    except VersionNotFound as exc:
+        raise ApiError(404, "unknown_version", str(exc)) from None
+    except PromotionError as exc:
+        raise ApiError(409, "promotion_refused", str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise ApiError(
+            503,
+            "database_unavailable",
+            f"the model registry database is unavailable ({type(exc).__name__}); retry later",
+            headers={"Retry-After": "5"},
+        ) from None
+    except RegistryError as exc:
+        raise ApiError(503, "registry_error", str(exc)[:300]) from None
+
+
+def _champion(state: BatiState) -> Any:
+    with registry_errors():
+        champ = state.registry().champion(state.settings.model_name)
+    if champ is None:
+        raise ApiError(
+            503, "no_champion", f"model {state.settings.model_name!r} has no champion yet"
+        )
+    return champ
+
+
+@bp.get("")
+def list_models() -> Response:
+    """Every registered version of the served model name, with metrics."""
+    state = get_state()
+    name = state.settings.model_name
+    with registry_errors():
+        versions = state.registry().list_versions(name)
+    champion = next((v.version for v in versions if v.stage == "champion"), None)
+    return jsonify(
+        {
+            "model_name": name,
+            "champion_version": champion,
+            "versions": [version_dict(v) for v in versions],
+        }
+    )
+
+
+@bp.get("/champion")
+def champion() -> Response:
+    """The registry's champion and what this process serves (they differ during a reload)."""
+    state = get_state()
+    champ = _champion(state)
+    served = state.holder.current
+    return jsonify(
+        {
+            "champion": version_dict(champ),
+            "served": None
+            if served is None
+            else {
+                "model_name": served.name,
+                "model_version": served.version,
+                "loaded_at": served.loaded_at,
+                "snapshot_customers": len(served.table),
+                "features_as_of": served.snapshot_as_of,
+            },
+        }
+    )
+
+
+def _admin_change(state: BatiState, action: str, version: int | None) -> Response:
+    require_admin(state.settings.admin_token)
+    body = validate(AdminRequest, read_json())
+    name = state.settings.model_name
+    with registry_errors():
+        reg = state.registry()
+        if action == "promote":
+            assert version is not None
+            if not 1 <= version <= MAX_VERSION:
+                raise ApiError(404, "unknown_version", f"model {name!r} has no version {version}")
+            reg.promote(name, version, actor=body.actor, reason=body.reason)
+        else:
+            reg.rollback(name, actor=body.actor, reason=body.reason)
+        champ = reg.champion(name)
+    if champ is None:  # pragma: no cover - the registry just set one
+        raise ApiError(503, "no_champion", "the champion disappeared; retry")
+    state.holder.wake()
+    return jsonify(
+        {
+            "action": action,
+            "champion": version_dict(champ),
+            "note": "this process reloads now; every API process serves it within "
+            f"{state.settings.reload_seconds:g} s",
+        }
+    )
+
+
+@bp.post("/<int:version>/promote")
+def promote(version: int) -> Response:
+    """Make ``version`` the champion (audited: actor and reason are stored)."""
+    return _admin_change(get_state(), "promote", version)
+
+
+@bp.post("/rollback")
+def rollback() -> Response:
+    """Re-instate the previous champion (audited)."""
+    return _admin_change(get_state(), "rollback", None)

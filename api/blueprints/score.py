@@ -1,0 +1,98 @@
+"""POST /v1/score and /v1/score/batch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify
+
+from api.errors import ApiError
+from api.holder import ServedModel
+from api.http import read_json, validate
+from api.payloads import BatchRequest, ScoreRequest
+from api.scoring import score_requests
+from api.state import BatiState, get_state
+
+bp = Blueprint("score", __name__, url_prefix="/v1")
+
+_ITEM_STATUS = {"unknown_customer": 404}
+
+
+def require_served(state: BatiState) -> ServedModel:
+    """The model to use for this whole request (read once), or 503 when none is loaded."""
+    served = state.holder.current
+    if served is None:
+        raise ApiError(
+            503,
+            "no_champion",
+            f"no champion of {state.settings.model_name!r} is loaded yet; retry later",
+            headers={"Retry-After": str(max(1, int(state.settings.reload_seconds)))},
+        )
+    return served
+
+
+def _context(state: BatiState) -> dict[str, Any]:
+    s = state.settings
+    return {"max_batch": s.max_batch, "max_transactions": s.max_transactions}
+
+
+def _log(state: BatiState, results: list[dict[str, Any]]) -> None:
+    latency = round((time.perf_counter() - g.t0) * 1000.0, 3)
+    state.predlog.submit(
+        [
+            {
+                "request_id": g.request_id,
+                "customer_id": r["customer_id"],
+                "model_name": r["model_name"],
+                "model_version": r["model_version"],
+                "probability": r["probability_of_default"],
+                "score": None if r["score"] is None else int(round(r["score"])),
+                "latency_ms": latency,
+            }
+            for r in results
+        ]
+    )
+
+
+@bp.post("/score")
+def score() -> Response:
+    """Score one customer, by id (snapshot) or from raw transactions."""
+    state = get_state()
+    body = read_json()
+    validate(ScoreRequest, body, _context(state))
+    served = require_served(state)
+    scored = score_requests(served, [body], batch=False)
+    if 0 in scored.errors:
+        code, message = scored.errors[0]
+        raise ApiError(_ITEM_STATUS.get(code, 422), code, message)
+    result = {**scored.results[0], "request_id": g.request_id}
+    _log(state, [result])
+    return jsonify(result)
+
+
+@bp.post("/score/batch")
+def score_batch() -> Response:
+    """Score up to ``max_batch`` customers; unknown ones are listed in ``errors``."""
+    state = get_state()
+    body = read_json()
+    validate(BatchRequest, body, _context(state))
+    served = require_served(state)
+    items = body["customers"]
+    scored = score_requests(served, items, batch=True)
+    results = [scored.results[i] for i in range(len(items)) if i in scored.results]
+    errors = [
+        {"index": i, "customer_id": items[i]["customer_id"], "code": c, "message": m}
+        for i, (c, m) in sorted(scored.errors.items())
+    ]
+    _log(state, results)
+    return jsonify(
+        {
+            "request_id": g.request_id,
+            "model_name": served.name,
+            "model_version": served.version,
+            "count": len(results),
+            "results": results,
+            "errors": errors,
+        }
+    )

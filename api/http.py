@@ -1,0 +1,114 @@
+"""Request plumbing: request ids, JSON bodies, validation errors and the admin bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from flask import g, request
+from pydantic import BaseModel, ValidationError
+
+from api.errors import ApiError, field_error
+
+M = TypeVar("M", bound=BaseModel)
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_MAX_KEY = 64
+
+
+def request_id() -> str:
+    """The caller's ``X-Request-ID`` if it is a safe token (<= 64 chars), else a new UUID."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json() -> Any:
+    """The JSON body: 415 unless JSON, 413 over the size limit, 400 if it does not parse."""
+    if not request.is_json:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "the request body must be JSON (Content-Type: application/json)",
+        )
+    data = request.get_data(cache=False)  # werkzeug raises 413 past MAX_CONTENT_LENGTH
+    if not data.strip():
+        raise ApiError(400, "malformed_json", "the request body is empty; send a JSON object")
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the JSON body is nested too deeply") from None
+    except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON{where}") from None
+
+
+def field_path(loc: Sequence[Any], prefix: str = "") -> str | None:
+    """``("customers", 0, "transactions", 2, "Amount")`` -> ``customers[0].transactions[2].Amount``."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = str(part)
+            name = name if len(name) <= _MAX_KEY else name[:_MAX_KEY] + "..."
+            out += f".{name}" if out else name
+    return out or None
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as field details, without the offending input values."""
+    details = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=True):
+        loc = list(err["loc"])
+        named = (err.get("ctx") or {}).get("field")  # model-level rules name their field
+        if isinstance(named, str):
+            loc.append(named)
+        details.append(field_error(field_path(loc), err["type"], err["msg"]))
+    return details
+
+
+def validate(model: type[M], data: Any, context: dict[str, Any] | None = None) -> M:
+    """``model`` from decoded JSON, or a 422 naming every bad field."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        fields = sorted({d["field"] for d in details if d["field"]})
+        named = ", ".join(fields[:5]) + (" ..." if len(fields) > 5 else "")
+        message = f"{len(details)} invalid field(s)" + (f": {named}" if named else "")
+        raise ApiError(422, "validation_error", message, details) from None
+
+
+def require_admin(token: str | None) -> None:
+    """401 without a ``Bearer`` token; 403 when admin is disabled or the token is wrong.
+
+    The comparison takes constant time (``hmac.compare_digest``); the token is never logged.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this endpoint needs an 'Authorization: Bearer <token>' header",
+            headers={"WWW-Authenticate": 'Bearer realm="bati-admin"'},
+        )
+    if token is None:
+        raise ApiError(403, "admin_disabled", "admin endpoints are disabled (no BATI_ADMIN_TOKEN)")
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8")):
+        raise ApiError(403, "forbidden", "the bearer token is not valid for admin endpoints")
+
+
+def set_request_id() -> str:
+    rid = request_id()
+    g.request_id = rid
+    return rid

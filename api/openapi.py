@@ -1,0 +1,351 @@
+"""The OpenAPI 3.1 document, built from the pydantic models that validate the traffic, and a
+self-contained interactive docs page rendered from it (no CDN, no external script)."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from api import payloads as p
+from api.config import Settings
+
+REF = "#/components/schemas/{model}"
+ERROR_TEXT = {
+    400: "Malformed JSON",
+    401: "Missing or malformed bearer token",
+    403: "Wrong token, or admin endpoints disabled",
+    404: "Unknown customer or version",
+    409: "Promotion refused (already champion, nothing to roll back to)",
+    413: "Body larger than the configured limit",
+    415: "Content-Type is not application/json",
+    422: "Validation error: every bad field is named in details",
+    503: "No champion loaded yet, or the registry database is unavailable",
+}
+JSON_ERRORS_IN = (400, 413, 415, 422)
+
+
+def _operations() -> list[dict[str, Any]]:
+    """(path, method, summary, request model, 200 model, error codes, admin) of every route."""
+    return [
+        dict(
+            path="/health",
+            method="get",
+            op="health",
+            tag="health",
+            ok=p.HealthResponse,
+            summary="Liveness: the process answers (no model needed)",
+            errors=(),
+        ),
+        dict(
+            path="/ready",
+            method="get",
+            op="ready",
+            tag="health",
+            ok=p.ReadyResponse,
+            summary="Readiness: 200 once a champion is loaded, else 503",
+            errors=(503,),
+        ),
+        dict(
+            path="/v1/score",
+            method="post",
+            op="score",
+            tag="scoring",
+            body=p.ScoreRequest,
+            ok=p.ScoreResponse,
+            errors=(*JSON_ERRORS_IN, 404, 503),
+            summary="Score one customer (by id from the latest snapshot, or from raw transactions)",
+        ),
+        dict(
+            path="/v1/score/batch",
+            method="post",
+            op="scoreBatch",
+            tag="scoring",
+            body=p.BatchRequest,
+            ok=p.BatchResponse,
+            errors=(*JSON_ERRORS_IN, 503),
+            summary="Score many customers in one call; unknown ones are listed in errors",
+        ),
+        dict(
+            path="/v1/models",
+            method="get",
+            op="listModels",
+            tag="models",
+            ok=p.ModelList,
+            errors=(503,),
+            summary="Registered versions of the served model and their metrics",
+        ),
+        dict(
+            path="/v1/models/champion",
+            method="get",
+            op="champion",
+            tag="models",
+            ok=p.ChampionResponse,
+            errors=(503,),
+            summary="The registry's champion and the version this process serves",
+        ),
+        dict(
+            path="/v1/models/{version}/promote",
+            method="post",
+            op="promote",
+            tag="admin",
+            body=p.AdminRequest,
+            ok=p.AdminResponse,
+            admin=True,
+            errors=(*JSON_ERRORS_IN, 401, 403, 404, 409, 503),
+            summary="Make a version the champion (bearer token; audited)",
+        ),
+        dict(
+            path="/v1/models/rollback",
+            method="post",
+            op="rollback",
+            tag="admin",
+            body=p.AdminRequest,
+            ok=p.AdminResponse,
+            admin=True,
+            errors=(*JSON_ERRORS_IN, 401, 403, 409, 503),
+            summary="Re-instate the previous champion (bearer token; audited)",
+        ),
+        dict(
+            path="/openapi.json",
+            method="get",
+            op="openapi",
+            tag="docs",
+            ok=None,
+            ok_schema={"type": "object"},
+            errors=(),
+            summary="This OpenAPI 3.1 document",
+        ),
+        dict(
+            path="/docs",
+            method="get",
+            op="docs",
+            tag="docs",
+            ok=None,
+            media="text/html",
+            ok_schema={"type": "string"},
+            errors=(),
+            summary="Interactive documentation page",
+        ),
+    ]
+
+
+def _set_max_items(schema: dict[str, Any], prop: str, limit: int) -> None:
+    """Publish a configured list limit (``maxItems``) on ``schema.properties[prop]``."""
+    node = schema["properties"][prop]
+    for branch in [node, *node.get("anyOf", [])]:
+        if branch.get("type") == "array":
+            branch["maxItems"] = limit
+
+
+def build_openapi(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``settings`` (limits published as ``maxItems``)."""
+    inputs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in p.REQUEST_MODELS]
+    outputs: list[tuple[type[BaseModel], Any]] = [(m, "serialization") for m in p.RESPONSE_MODELS]
+    refs, top = models_json_schema([*inputs, *outputs], ref_template=REF)
+    schemas = copy.deepcopy(top.get("$defs", {}))
+
+    def ref(model: type[BaseModel], mode: str) -> dict[str, str]:
+        return dict(refs[(model, mode)])
+
+    def name_of(model: type[BaseModel], mode: str) -> str:
+        return ref(model, mode)["$ref"].rsplit("/", 1)[-1]
+
+    _set_max_items(schemas[name_of(p.BatchRequest, "validation")], "customers", settings.max_batch)
+    _set_max_items(
+        schemas[name_of(p.ScoreRequest, "validation")], "transactions", settings.max_transactions
+    )
+    request_id_header = {
+        "X-Request-ID": {
+            "description": "The caller's X-Request-ID (1-64 of A-Z a-z 0-9 . _ : -) or a new id",
+            "schema": {"type": "string"},
+        }
+    }
+    error_ref = ref(p.ErrorResponse, "serialization")
+    paths: dict[str, Any] = {}
+    for op in _operations():
+        ok_schema = op["ok_schema"] if op["ok"] is None else ref(op["ok"], "serialization")
+        responses: dict[str, Any] = {
+            "200": {
+                "description": "OK",
+                "headers": request_id_header,
+                "content": {op.get("media", "application/json"): {"schema": ok_schema}},
+            }
+        }
+        for code in sorted(set(op["errors"])):
+            responses[str(code)] = {
+                "description": ERROR_TEXT[code],
+                "headers": request_id_header,
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        operation: dict[str, Any] = {
+            "operationId": op["op"],
+            "summary": op["summary"],
+            "tags": [op["tag"]],
+            "responses": responses,
+        }
+        if op.get("body") is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(op["body"], "validation")}},
+            }
+        if "{version}" in op["path"]:
+            operation["parameters"] = [
+                {
+                    "name": "version",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                }
+            ]
+        if op.get("admin"):
+            operation["security"] = [{"bearerAuth": []}]
+        paths.setdefault(op["path"], {})[op["method"]] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Bati Bank credit scoring API",
+            "version": "1.0.0",
+            "description": (
+                "Real-time credit risk scores for buy-now-pay-later on Xente transactions, "
+                f"served from the model registry's champion of {settings.model_name!r}. Every "
+                'error has the shape {"error": {"code", "message", "details"}}; a request '
+                "id travels in X-Request-ID. Limits: body "
+                f"{settings.max_body_bytes} bytes, {settings.max_batch} customers per batch, "
+                f"{settings.max_transactions} transactions per customer."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin token (env BATI_ADMIN_TOKEN)",
+                }
+            },
+        },
+    }
+
+
+# -------------------------------------------------------------------------------------------
+# Docs page
+# -------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1b1b1b}
+h1{margin-bottom:.2rem} .op{border:1px solid #ccd;border-radius:6px;margin:1rem 0;padding:.6rem 1rem}
+.m{font-weight:bold;text-transform:uppercase;display:inline-block;width:4rem}
+.get{color:#0a6} .post{color:#c60} code,pre,textarea{font-family:ui-monospace,monospace;font-size:.85rem}
+pre{background:#f5f5f8;padding:.6rem;overflow:auto;max-height:24rem} textarea{width:100%;height:9rem}
+table{border-collapse:collapse} td,th{border-bottom:1px solid #eee;padding:.2rem .6rem;text-align:left}
+button{margin:.4rem 0} .out{white-space:pre-wrap}
+"""
+
+_JS = """
+async function send(id, method, path){
+  const box=document.getElementById('body-'+id), out=document.getElementById('out-'+id);
+  const ver=document.getElementById('ver-'+id), tok=document.getElementById('tok-'+id);
+  let url=path; if(ver){url=path.replace('{version}', encodeURIComponent(ver.value));}
+  const headers={}; if(box){headers['Content-Type']='application/json';}
+  if(tok && tok.value){headers['Authorization']='Bearer '+tok.value;}
+  out.textContent='...';
+  try{
+    const r=await fetch(url,{method:method.toUpperCase(),headers:headers,body:box?box.value:undefined});
+    const text=await r.text(); let shown=text;
+    try{shown=JSON.stringify(JSON.parse(text),null,2);}catch(e){}
+    out.textContent=r.status+' '+r.statusText+'\\n'+shown;
+  }catch(e){out.textContent='request failed: '+e;}
+}
+"""
+
+
+def _example(doc: dict[str, Any], ref: dict[str, str]) -> str:
+    name = ref["$ref"].rsplit("/", 1)[-1]
+    schema = doc["components"]["schemas"].get(name, {})
+    examples = schema.get("examples")
+    if examples:
+        return json.dumps(examples[0], indent=2)
+    props = schema.get("properties", {})
+    sample = {
+        k: (v.get("examples") or [""])[0]
+        for k, v in props.items()
+        if k in schema.get("required", [])
+    }
+    return json.dumps(sample, indent=2)
+
+
+def render_docs(doc: dict[str, Any]) -> str:
+    """The interactive docs page for ``doc`` (one HTML string, inline CSS and JS only)."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(doc['info']['title'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(doc['info']['title'])}</h1><p>OpenAPI {e(doc['openapi'])} &middot; "
+        f"version {e(doc['info']['version'])} &middot; <a href='/openapi.json'>openapi.json</a></p>",
+        f"<p>{e(doc['info']['description'])}</p><h2>Endpoints</h2>",
+    ]
+    n = 0
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            n += 1
+            codes = ", ".join(
+                f"<b>{e(c)}</b> {e(r.get('description', ''))}" for c, r in op["responses"].items()
+            )
+            parts.append(
+                f"<div class='op' id='{e(op['operationId'])}'><span class='m {e(method)}'>"
+                f"{e(method)}</span> <code>{e(path)}</code> &mdash; {e(op['summary'])}"
+                f"<p>Responses: {codes}</p>"
+            )
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if any(x.get("name") == "version" for x in op.get("parameters", [])):
+                parts.append(f"<label>version <input id='ver-{n}' value='1' size='6'></label> ")
+            if op.get("security"):
+                parts.append(
+                    f"<label>admin token <input id='tok-{n}' type='password' size='30'></label>"
+                )
+            if body:
+                name = body["schema"]["$ref"].rsplit("/", 1)[-1]
+                parts.append(
+                    f"<p>Body: <a href='#schema-{e(name)}'>{e(name)}</a></p>"
+                    f"<textarea id='body-{n}'>{e(_example(doc, body['schema']))}</textarea>"
+                )
+            parts.append(
+                f"<br><button onclick=\"send({n}, '{e(method)}', '{e(path)}')\">Send</button>"
+                f"<pre class='out' id='out-{n}'></pre></div>"
+            )
+    parts.append("<h2>Schemas</h2>")
+    for name, schema in doc["components"]["schemas"].items():
+        parts.append(
+            f"<details id='schema-{e(name)}'><summary><code>{e(name)}</code> "
+            f"{e(schema.get('description', '').splitlines()[0] if schema.get('description') else '')}"
+            f"</summary><pre>{e(json.dumps(schema, indent=2))}</pre></details>"
+        )
+    parts.append(f"<script>{_JS}</script></body></html>")
+    return "".join(parts)
+
+
+bp = Blueprint("docs", __name__)
+OPENAPI_KEY = "bati_openapi"
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI 3.1 document."""
+    return jsonify(current_app.extensions[OPENAPI_KEY])
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    """Interactive docs rendered from the OpenAPI document."""
+    page = current_app.extensions.get("bati_docs_html")
+    if page is None:
+        page = render_docs(current_app.extensions[OPENAPI_KEY])
+        current_app.extensions["bati_docs_html"] = page
+    return Response(page, mimetype="text/html")

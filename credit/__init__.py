@@ -1,0 +1,1 @@
+"""Bati Bank credit scoring domain logic."""

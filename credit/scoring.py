@@ -1,0 +1,225 @@
+"""The served credit-risk model: PD, score, band, loan offer and reason codes in one object.
+
+:class:`CreditRiskModel` is what goes into the model registry (skops) and what the API loads.
+It wraps a fitted estimator (a candidate Pipeline, possibly inside CalibratedClassifierCV) and
+keeps everything else it needs as plain data (lists, dicts, floats) so skops can persist it:
+the ordered input columns, their types, the reference values for reason codes, the decision
+threshold, and the scorecard and loan-policy configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from credit.models import single_threaded
+from credit.policy import LoanPolicy, spending_capacity
+from credit.preprocess import TabularPreprocessor
+from credit.reasons import reason_codes, reference_values
+from credit.scorecard import Scorecard
+
+SCORE_COLUMNS = (
+    "probability",
+    "risk_class",
+    "score",
+    "band",
+    "approved",
+    "amount",
+    "duration_days",
+    "expected_loss",
+    "reasons",
+)
+
+
+def _as_dict(obj: Any, cls: type) -> dict[str, Any]:
+    if obj is None:
+        return cls.from_toml().to_dict()
+    if isinstance(obj, dict):
+        return cls.from_dict(obj).to_dict()  # validates
+    return obj.to_dict()
+
+
+def _find_preprocessor(estimator: Any) -> TabularPreprocessor | None:
+    """The TabularPreprocessor inside a Pipeline, possibly wrapped in CalibratedClassifierCV."""
+    seen = 0
+    while estimator is not None and seen < 5:
+        seen += 1
+        if isinstance(estimator, TabularPreprocessor):
+            return estimator
+        steps = getattr(estimator, "named_steps", None)
+        if steps is not None and isinstance(steps.get("prep"), TabularPreprocessor):
+            return steps["prep"]
+        estimator = getattr(estimator, "estimator", None)
+    return None
+
+
+class CreditRiskModel(ClassifierMixin, BaseEstimator):
+    """PD model plus scorecard, loan policy and reason codes.
+
+    Parameters: ``estimator`` (a classifier with ``predict_proba`` taking the customer
+    DataFrame), ``threshold`` (PD at or above which a customer is "high" risk), ``scorecard``
+    and ``policy`` (plain dicts as produced by ``Scorecard.to_dict`` / ``LoanPolicy.to_dict``;
+    None means credit/policy.toml), ``model_name``.
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        threshold: float = 0.5,
+        scorecard: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
+        model_name: str = "model",
+    ) -> None:
+        self.estimator = estimator
+        self.threshold = threshold
+        self.scorecard = scorecard
+        self.policy = policy
+        self.model_name = model_name
+
+    # -- construction -------------------------------------------------------------------------
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> CreditRiskModel:
+        """Fit a clone of ``estimator`` on ``(X, y)`` and record the input schema."""
+        self._set_schema(X, y, self.estimator)
+        self.estimator_ = clone(self.estimator).fit(self._align(X), y)
+        return self
+
+    @classmethod
+    def from_search(
+        cls,
+        best_estimator: Any,
+        X_train: pd.DataFrame,
+        y_train: pd.Series,
+        threshold: float,
+        scorecard: Scorecard | dict[str, Any] | None = None,
+        policy: LoanPolicy | dict[str, Any] | None = None,
+        *,
+        model_name: str | None = None,
+    ) -> CreditRiskModel:
+        """Wrap an estimator already fitted on ``(X_train, y_train)`` (no refit)."""
+        check_is_fitted(best_estimator)
+        name = model_name or type(_final_step(best_estimator)).__name__
+        model = cls(
+            estimator=clone(best_estimator),
+            threshold=float(threshold),
+            scorecard=_as_dict(scorecard, Scorecard),
+            policy=_as_dict(policy, LoanPolicy),
+            model_name=name,
+        )
+        model._set_schema(X_train, y_train, best_estimator)
+        model.estimator_ = best_estimator
+        return model
+
+    def _set_schema(self, X: pd.DataFrame, y: pd.Series, estimator: Any) -> None:
+        prep = _find_preprocessor(estimator)
+        if prep is not None:
+            numeric, categorical = list(prep.numeric), list(prep.categorical)
+        else:
+            from credit.models import split_columns
+
+            numeric, categorical = split_columns(X)
+        missing = [c for c in numeric + categorical if c not in X.columns]
+        if missing:
+            raise ValueError(f"training data lacks model columns {missing[:10]}")
+        self.numeric_ = [str(c) for c in numeric]
+        self.categorical_ = [str(c) for c in categorical]
+        self.feature_names_ = [str(c) for c in X.columns if c in set(numeric + categorical)]
+        self.n_features_in_ = len(self.feature_names_)
+        self.reference_ = reference_values(X, self.numeric_, self.categorical_)
+        self.classes_ = np.unique(np.asarray(y).astype(int))
+        self.scorecard_ = _as_dict(self.scorecard, Scorecard)
+        self.policy_ = _as_dict(self.policy, LoanPolicy)
+
+    # -- prediction ---------------------------------------------------------------------------
+
+    def _align(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Model columns in training order; absent ones NaN, numerics float, categoricals str."""
+        if not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame(X)
+        out = X.reindex(columns=self.feature_names_)
+        for col in self.numeric_:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+        for col in self.categorical_:
+            vals = out[col].to_numpy(dtype=object)
+            present = ~pd.isna(vals)
+            fixed = np.full(len(vals), np.nan, dtype=object)
+            fixed[present] = vals[present].astype(str)
+            out[col] = fixed
+        return out
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """``(n, 2)`` class probabilities; column 1 is the PD (probability of high risk)."""
+        check_is_fitted(self, "estimator_")
+        Xa = self._align(X)
+        with single_threaded():
+            return self.estimator_.predict_proba(Xa)
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of default (high risk) per row."""
+        return self.predict_proba(X)[:, 1]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 (high risk) where PD >= threshold, else 0."""
+        return (self.predict_pd(X) >= self.threshold).astype(int)
+
+    def get_scorecard(self) -> Scorecard:
+        check_is_fitted(self, "scorecard_")
+        return Scorecard.from_dict(self.scorecard_)
+
+    def get_policy(self) -> LoanPolicy:
+        check_is_fitted(self, "policy_")
+        return LoanPolicy.from_dict(self.policy_)
+
+    def score_frame(
+        self, X: pd.DataFrame, *, with_reasons: bool = True, top: int = 3
+    ) -> pd.DataFrame:
+        """One row per customer (index of ``X``): probability, risk_class, score, band, approved,
+        amount, duration_days, expected_loss and reasons (list of dicts; [] when disabled)."""
+        check_is_fitted(self, "estimator_")
+        Xa = self._align(X)
+        with single_threaded():
+            return self._score_frame(X, Xa, with_reasons=with_reasons, top=top)
+
+    def _score_frame(
+        self, X: pd.DataFrame, Xa: pd.DataFrame, *, with_reasons: bool, top: int
+    ) -> pd.DataFrame:
+        pd_ = self.estimator_.predict_proba(Xa)[:, 1]
+        scorecard, policy = self.get_scorecard(), self.get_policy()
+        score = scorecard.score(pd_)
+        offer = policy.recommend(pd_, score, spending_capacity(X, policy.capacity).to_numpy())
+        frame = pd.DataFrame(
+            {
+                "probability": pd_,
+                "risk_class": np.where(pd_ >= self.threshold, "high", "low"),
+                "score": score,
+            },
+            index=X.index,
+        )
+        for col in ("band", "approved", "amount", "duration_days", "expected_loss"):
+            frame[col] = offer[col].to_numpy()
+        if with_reasons and len(Xa):
+            reasons = reason_codes(
+                lambda batch: self.estimator_.predict_proba(batch)[:, 1],
+                Xa,
+                self.reference_,
+                top=top,
+            )
+        else:
+            reasons = [[] for _ in range(len(Xa))]
+        frame["reasons"] = pd.Series(reasons, index=X.index, dtype=object)
+        return frame
+
+
+def _final_step(estimator: Any) -> Any:
+    while True:
+        if hasattr(estimator, "steps"):
+            estimator = estimator.steps[-1][1]
+        elif hasattr(estimator, "estimator") and estimator.estimator is not None:
+            estimator = estimator.estimator
+        else:
+            return estimator

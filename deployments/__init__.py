@@ -1,0 +1,1 @@
+"""Prefect deployments of the retrain and score flows (nightly schedule)."""

@@ -1,0 +1,47 @@
+"""Serve both deployments from one process: ``python -m deployments.serve``.
+
+``retrain`` runs nightly at 02:00 (``BATI_SCHEDULE_TZ``, default Africa/Addis_Ababa); ``score`` runs
+after every completed ``retrain`` (an event trigger). Needs a Prefect server (``PREFECT_API_URL``).
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.schedules import Cron
+
+from deployments.schedule import (
+    RETRAIN_CRON,
+    RETRAIN_DEPLOYMENT,
+    SCORE_DEPLOYMENT,
+    schedule_timezone,
+    score_after_retrain_trigger,
+)
+from flows.retrain import retrain
+from flows.score import score
+
+
+def build_deployments() -> list:
+    """The two runner deployments, ready for ``prefect.serve``."""
+    nightly = retrain.to_deployment(
+        name=RETRAIN_DEPLOYMENT,
+        schedule=Cron(RETRAIN_CRON, timezone=schedule_timezone()),
+        tags=["bati", "nightly"],
+        description="Nightly retrain: ingest, validate, clean, EDA, features, label, train, "
+        "evaluate, register, promote.",
+    )
+    scoring = score.to_deployment(
+        name=SCORE_DEPLOYMENT,
+        triggers=[DeploymentEventTrigger(**score_after_retrain_trigger())],
+        tags=["bati", "nightly"],
+        description="Batch-score every customer of the latest feature snapshot with the champion.",
+    )
+    return [nightly, scoring]
+
+
+def main() -> None:
+    serve(*build_deployments(), pause_on_shutdown=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prefect flows: ``retrain`` (nightly training) and ``score`` (batch scoring)."""

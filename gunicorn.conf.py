@@ -1,0 +1,60 @@
+"""gunicorn settings for the scoring API: ``gunicorn "api:create_app()"`` reads this file.
+
+Overrides come from the environment: ``BATI_API_BIND`` (default 127.0.0.1:8000),
+``WEB_CONCURRENCY`` (workers, default 2 x cores), ``BATI_API_THREADS`` (threads per worker,
+default 4), ``BATI_API_TIMEOUT`` (seconds, default 120), ``BATI_API_ACCESSLOG`` (a path or "-";
+off by default). Each worker loads the champion itself: ``preload_app`` stays off, so no
+thread or database connection is created in the master before the fork.
+"""
+
+from __future__ import annotations
+
+import os
+
+bind = os.environ.get("BATI_API_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
+worker_class = "gthread"  # threads + HTTP keep-alive
+threads = int(os.environ.get("BATI_API_THREADS", "4"))
+keepalive = 5
+# Generous: a worker loads the champion and scores the whole snapshot before it serves (a few
+# seconds per worker; gunicorn counts boot time against this timeout).
+timeout = int(os.environ.get("BATI_API_TIMEOUT", "120"))
+graceful_timeout = 30
+preload_app = False
+# Headers and request line limits (gunicorn's defaults are generous; the body limit is the app's).
+limit_request_line = 4096
+limit_request_fields = 50
+accesslog = os.environ.get("BATI_API_ACCESSLOG") or None
+# Request id and latency in the access log; never bodies (they hold customer data).
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# gunicorn >= 24 opens a control socket under $HOME by default: shared by every instance on
+# the machine, so two servers (tests, bench) would collide; the API needs none.
+control_socket_disable = True
+loglevel = os.environ.get("BATI_API_LOGLEVEL", "info")
+
+
+def post_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """Send the app's loggers ("api.*", "registry.*") to gunicorn's error log, in each worker."""
+    import logging
+
+    error_log = logging.getLogger("gunicorn.error")
+    for name in ("api", "registry", "credit"):
+        logger = logging.getLogger(name)
+        logger.handlers = list(error_log.handlers)
+        logger.setLevel(error_log.level)
+        logger.propagate = False
+
+
+def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """Flush the prediction log and stop the reload thread when a worker stops."""
+    app = getattr(worker, "wsgi", None)
+    state = getattr(app, "extensions", {}).get("bati") if app is not None else None
+    if state is not None:
+        state.close()
+
+
+def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
+    """Start the worker's model-reload and prediction-log threads (after the fork, not before)."""
+    state = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("bati")
+    if state is not None:
+        state.ensure_started()

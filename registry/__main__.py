@@ -1,0 +1,7 @@
+"""``python -m registry`` entry point."""
+
+import sys
+
+from registry.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""A small real registry for the API tests and benchmark: real CreditRiskModel versions.
+
+:func:`build_world` generates Xente-shaped transactions (``sampledata``), runs the training code
+(validate -> clean -> features), fits two tiny logistic-regression ``CreditRiskModel`` versions
+on a synthetic label, registers both in a registry database, writes the feature snapshot and
+promotes version 1. Everything is deterministic (fixed seeds) and takes about a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MODEL_NAME = "bati-credit"
+WINDOW_DAYS = 60
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+@dataclass
+class World:
+    """What the tests need to know about the registry they talk to."""
+
+    url: str
+    raw: pd.DataFrame  # raw generated transactions (typed)
+    clean: pd.DataFrame
+    snapshot: pd.DataFrame  # features of every customer as of ``as_of``
+    as_of: pd.Timestamp
+    versions: dict[int, Any] = field(default_factory=dict)  # version -> VersionInfo
+    models: dict[int, Any] = field(default_factory=dict)  # version -> CreditRiskModel
+
+    def customers(self) -> list[str]:
+        return [str(c) for c in self.snapshot.index]
+
+
+def demo_transactions(rows: int = 3000, customers: int = 150, seed: int = 5) -> pd.DataFrame:
+    import sampledata
+
+    return sampledata.generate(rows=rows, customers=customers, seed=seed)
+
+
+def clean(raw: pd.DataFrame) -> pd.DataFrame:
+    """The training pipeline's validation and cleaning (failures are a fixture bug)."""
+    from credit.clean import clean_transactions
+    from credit.ingest import validate_transactions
+
+    typed, failures = validate_transactions(raw)
+    assert failures.empty, failures.head()
+    return clean_transactions(typed).data
+
+
+def synthetic_label(X: pd.DataFrame, seed: int = 0) -> pd.Series:
+    """A noisy 'disengaged' label from recency and frequency (both classes present)."""
+    rng = np.random.default_rng(seed)
+    z = (
+        np.log1p(X["recency_days"].to_numpy())
+        - 0.6 * np.log1p(X["n_tx"].to_numpy())
+        + rng.normal(scale=0.5, size=len(X))
+    )
+    y = (z > np.median(z)).astype(int)
+    return pd.Series(y, index=X.index, name="is_high_risk")
+
+
+def train_model(X: pd.DataFrame, y: pd.Series, *, C: float = 1.0, seed: int = 0) -> Any:
+    """A fitted :class:`credit.scoring.CreditRiskModel` (logistic regression pipeline)."""
+    from credit.models import build_pipeline, split_columns
+    from credit.scoring import CreditRiskModel
+
+    numeric, categorical = split_columns(X)
+    pipe = build_pipeline("logreg", numeric, categorical, seed=seed)
+    pipe.set_params(clf__C=C)
+    pipe.fit(X, y)
+    return CreditRiskModel.from_search(pipe, X, y, threshold=0.5, model_name="logreg")
+
+
+def register(reg: Any, model: Any, X: pd.DataFrame, *, tag: str) -> Any:
+    """Register ``model`` as the next candidate version; returns its VersionInfo."""
+    return reg.register(
+        MODEL_NAME,
+        model,
+        metrics={"roc_auc": 0.7, "ks": 0.3, "brier": 0.2},
+        params={"observation_days": WINDOW_DAYS, "C": tag},
+        features=list(model.feature_names_),
+        input_schema={"index": "CustomerId"},
+        data_fingerprint=f"test-{tag}",
+        n_rows=len(X),
+        n_customers=len(X),
+    )
+
+
+def build_world(
+    url: str,
+    *,
+    promote: int | None = 1,
+    snapshot: bool = True,
+    rows: int = 3000,
+    customers: int = 150,
+) -> World:
+    """Fill the (empty) registry at ``url``: two versions, a snapshot, version ``promote``
+    as champion (``None``: no champion)."""
+    from credit.features import build_customer_features
+    from registry import Registry, write_feature_snapshot
+
+    raw = demo_transactions(rows, customers)
+    tx = clean(raw)
+    as_of = tx["TransactionStartTime"].max() + pd.Timedelta(seconds=1)
+    X = build_customer_features(tx, as_of=as_of, window_days=WINDOW_DAYS)
+    y = synthetic_label(X)
+    world = World(url=url, raw=raw, clean=tx, snapshot=X, as_of=as_of)
+    reg = Registry(url)
+    try:
+        for C in (1.0, 0.01):
+            model = train_model(X, y, C=C)
+            info = register(reg, model, X, tag=str(C))
+            world.versions[info.version] = info
+            world.models[info.version] = model
+        if snapshot:
+            write_feature_snapshot(reg, X, as_of, "test-run", model_name=MODEL_NAME)
+        if promote is not None:
+            reg.promote(MODEL_NAME, promote, actor="tests", reason="fixture champion")
+            world.versions[promote] = reg.get_version(MODEL_NAME, promote)
+    finally:
+        reg.close()
+    return world
+
+
+def transactions_json(raw: pd.DataFrame, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's raw rows as the API's JSON (the Xente file's 16 fields and formats)."""
+    rows = raw[raw["CustomerId"] == customer_id].copy()
+    rows["TransactionStartTime"] = rows["TransactionStartTime"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = rows.astype(object).to_dict("records")
+    for row in out:
+        for key in ("CountryCode", "PricingStrategy", "FraudResult"):
+            row[key] = int(row[key])
+        for key in ("Amount", "Value"):
+            row[key] = float(row[key])
+        for key, value in row.items():
+            if not isinstance(value, int | float):
+                row[key] = str(value)
+    return out

@@ -1,0 +1,110 @@
+"""EDA report: one self-contained HTML file with every section and embedded PNG figures."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from credit.eda import build_eda_report
+from credit.label import build_training_table
+from schemas.vocab import CASHBACK_ACCOUNT
+
+SECTIONS = (
+    "Dataset overview",
+    "Missing values",
+    "Numeric distributions",
+    "Categorical counts",
+    "Correlations",
+    "Outliers",
+    "Transactions over time",
+    "Fraud rate by category",
+    "RFM segments",
+    "Label balance",
+)
+
+
+def _random_clean(seed: int = 0, n_rows: int = 3000, n_customers: int = 120) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    amount = np.round(rng.lognormal(7, 2, n_rows)) * rng.choice([1, -1], n_rows, p=[0.7, 0.3])
+    df = pd.DataFrame(
+        {
+            "TransactionId": [f"TransactionId_{i}" for i in range(n_rows)],
+            "BatchId": [f"BatchId_{i}" for i in range(n_rows)],
+            "AccountId": np.where(rng.random(n_rows) < 0.3, CASHBACK_ACCOUNT, "AccountId_7"),
+            "SubscriptionId": "SubscriptionId_1",
+            "CustomerId": [f"CustomerId_{i}" for i in rng.integers(0, n_customers, n_rows)],
+            "ProviderId": rng.choice(["ProviderId_1", "ProviderId_5", "ProviderId_6"], n_rows),
+            "ProductId": rng.choice(["ProductId_3", "ProductId_10"], n_rows),
+            "ProductCategory": rng.choice(["airtime", "financial_services", "tv"], n_rows),
+            "ChannelId": rng.choice(["ChannelId_2", "ChannelId_3"], n_rows),
+            "Amount": amount,
+            "Value": np.abs(amount),
+            "TransactionStartTime": pd.Timestamp("2019-01-01", tz="UTC")
+            + pd.to_timedelta(np.sort(rng.uniform(0, 90, n_rows)), unit="D"),
+            "PricingStrategy": rng.choice([1, 2, 4], n_rows),
+            "FraudResult": (rng.random(n_rows) < 0.02).astype(np.int64),
+        }
+    )
+    return df
+
+
+def _images(doc: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', doc)]
+
+
+def test_report_has_every_section_and_embedded_images(tmp_path: Path) -> None:
+    tx = _random_clean()
+    table = build_training_table(tx)
+    out = build_eda_report(
+        tx,
+        tmp_path / "nested" / "eda.html",
+        rfm=table.rfm,
+        labels=table.y,
+        quarantine={"duplicate_rows": 4, "reasons": {"unparseable_amount": 2}},
+        features=table.X,
+        title="Run <42> & friends",
+    )
+    doc = out.read_text(encoding="utf-8")
+    for section in (*SECTIONS, "Quarantined rows"):
+        assert f"<h2>{section}</h2>" in doc
+    images = _images(doc)
+    for section in SECTIONS[2:]:  # every section from the distributions on has a figure
+        assert _images(doc.split(f"<h2>{section}</h2>")[1].split("<h2>")[0]), section
+    assert len(_images(doc.split("<h2>Correlations</h2>")[1].split("<h2>")[0])) == 2
+    assert all(img.startswith(b"\x89PNG\r\n\x1a\n") for img in images)
+    # self-contained: nothing is fetched from elsewhere, the title is escaped
+    assert not re.search(r'(src|href)="(?!data:|#)', doc)
+    assert "Run &lt;42&gt; &amp; friends" in doc and "<42>" not in doc
+    assert "log scale" in doc  # amounts spanning orders of magnitude are drawn on a log axis
+    assert "unparseable_amount" in doc and "High-risk share" in doc
+
+
+def test_report_without_labels_and_with_sampling(tmp_path: Path) -> None:
+    tx = _random_clean(seed=1)
+    out = build_eda_report(tx, tmp_path / "eda.html", max_plot_rows=500)
+    doc = out.read_text(encoding="utf-8")
+    assert "random sample of 500 of 3,000 rows" in doc
+    assert "No labels were given" in doc and "No RFM table" in doc
+    assert "Quarantined rows" not in doc
+    for section in SECTIONS:
+        assert f"<h2>{section}</h2>" in doc
+
+
+def test_missing_values_are_reported(tmp_path: Path) -> None:
+    tx = _random_clean(seed=2, n_rows=400)
+    tx.loc[:9, "ProviderId"] = None
+    doc = build_eda_report(tx, tmp_path / "eda.html").read_text(encoding="utf-8")
+    section = doc.split("<h2>Missing values</h2>")[1].split("<h2>")[0]
+    assert "ProviderId" in section and "2.500%" in section
+    assert len(_images(section)) == 1
+
+
+@pytest.mark.parametrize("bad", ["Amount", "TransactionStartTime"])
+def test_required_columns(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(KeyError):
+        build_eda_report(_random_clean(n_rows=50).drop(columns=bad), tmp_path / "x.html")

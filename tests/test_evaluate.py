@@ -1,0 +1,192 @@
+"""Metrics against hand-computed values, threshold choice, calibration and evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from credit.evaluate import (
+    METRIC_KEYS,
+    bootstrap_auc_ci,
+    calibrate_if_better,
+    choose_threshold,
+    classification_metrics,
+    compare_candidates,
+    evaluate_candidate,
+    gini,
+    ks_statistic,
+    weighted_auc,
+)
+from credit.models import build_pipeline, split_columns
+from credit.tabular import synthetic_customer_table
+
+# Hand example: sorted by p descending the labels read P P P N N P N N.
+Y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+P = np.array([0.9, 0.7, 0.3, 0.6, 0.2, 0.1, 0.4, 0.8])
+
+
+def test_auc_ks_gini_by_hand():
+    # positives .9 .7 .3 .8 beat negatives .6 .2 .1 .4 in 4 + 4 + 2 + 4 = 14 of 16 pairs
+    assert roc_auc_score(Y, P) == pytest.approx(14 / 16)
+    assert gini(Y, P) == pytest.approx(2 * 14 / 16 - 1)
+    # TPR - FPR walking down the ranking: .25 .5 .75 .5 .25 .5 .25 0
+    assert ks_statistic(Y, P) == pytest.approx(0.75)
+
+
+def test_ks_with_ties_and_extremes():
+    y = np.array([0, 0, 1, 1])
+    assert ks_statistic(y, [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.5)
+    assert ks_statistic(y, [0.1, 0.2, 0.8, 0.9]) == pytest.approx(1.0)
+    assert ks_statistic(y, [0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.0)
+    # a tie between a positive and a negative counts one half in the AUC
+    y2, p2 = np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.2, 0.9])
+    assert weighted_auc(y2, p2, np.ones((1, 4)))[0] == pytest.approx(3.5 / 4)
+
+
+def test_classification_metrics_by_hand():
+    m = classification_metrics(Y, P, 0.5, n_boot=50)
+    assert tuple(m) == METRIC_KEYS
+    assert m["confusion"] == {"tn": 3, "fp": 1, "fn": 1, "tp": 3}
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["precision"] == pytest.approx(3 / 4)
+    assert m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(3 / 4)
+    assert m["roc_auc"] == pytest.approx(14 / 16)
+    assert m["gini"] == pytest.approx(0.75)
+    assert m["ks"] == pytest.approx(0.75)
+    # squared errors .01 .09 .49 .36 .04 .01 .16 .04
+    assert m["brier"] == pytest.approx(1.2 / 8)
+    # average precision: recall steps of 1/4 at precisions 1, 1, 1, 4/6
+    assert m["pr_auc"] == pytest.approx((1 + 1 + 1 + 4 / 6) / 4)
+    assert m["threshold"] == 0.5
+    assert (m["n"], m["positives"]) == (8, 4)
+    assert 0 <= m["roc_auc_ci_low"] <= m["roc_auc_ci_high"] <= 1
+
+
+def test_weighted_auc_matches_sklearn_sample_weight():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p = np.round(rng.random(300) * 0.5 + 0.3 * y, 2)  # rounding creates ties
+    w = rng.integers(0, 4, size=(5, 300))
+    ours = weighted_auc(y, p, w)
+    for row, value in zip(w, ours, strict=True):
+        assert value == pytest.approx(roc_auc_score(y, p, sample_weight=row), abs=1e-12)
+
+
+def test_bootstrap_ci_brackets_auc_and_is_seeded():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    p = rng.random(400) * 0.6 + 0.3 * y
+    auc = roc_auc_score(y, p)
+    low, high = bootstrap_auc_ci(y, p, n=300, seed=7)
+    assert low < auc < high
+    assert high - low < 0.2
+    assert bootstrap_auc_ci(y, p, n=300, seed=7) == (low, high)
+    assert bootstrap_auc_ci(y, p, n=300, seed=8) != (low, high)
+    wide = bootstrap_auc_ci(y, p, n=300, seed=7, alpha=0.01)
+    assert wide[0] <= low and wide[1] >= high
+
+
+def test_choose_threshold_by_hand():
+    # F1 at p >= .7 is 6/7 (3 of 4 positives, no false positive), the best cut
+    assert choose_threshold(Y, P, "f1") == pytest.approx(0.7)
+    assert choose_threshold(Y, P, "youden") == pytest.approx(0.7)
+    with pytest.raises(ValueError):
+        choose_threshold(Y, P, "accuracy")
+
+
+@pytest.fixture(scope="module")
+def split():
+    X, y = synthetic_customer_table(600, n_noise=3, seed=5)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def test_calibrate_if_better_uses_train_only_and_keeps_best(split):
+    X_train, _, y_train, _ = split
+    num, cat = split_columns(X_train)
+    model = build_pipeline("logreg", num, cat).fit(X_train, y_train)
+    final, info = calibrate_if_better(model, X_train, y_train, seed=3)
+    briers = [info["brier_uncalibrated"], info["brier_sigmoid"], info["brier_isotonic"]]
+    assert info["brier_validation"] == min(briers)
+    # class_weight="balanced" inflates PDs: recalibration must help here
+    assert info["calibrated"] and info["brier_validation"] < info["brier_uncalibrated"]
+    assert isinstance(final, CalibratedClassifierCV)
+    assert final.method == info["method"]
+    assert 0 < info["threshold"] < 1
+    assert info["validation_rows"] == int(round(0.2 * len(X_train)))
+    # calibration brings the mean PD close to the base rate (the weighted model does not)
+    mean_pd = final.predict_proba(X_train)[:, 1].mean()
+    assert abs(mean_pd - y_train.mean()) < abs(
+        model.predict_proba(X_train)[:, 1].mean() - y_train.mean()
+    )
+
+
+def test_evaluate_candidate_metrics_baseline_plots(split, tmp_path):
+    X_train, X_test, y_train, y_test = split
+    num, cat = split_columns(X_train)
+    model = build_pipeline("logreg", num, cat).fit(X_train, y_train)
+    ev = evaluate_candidate(
+        model,
+        X_test,
+        y_test,
+        threshold=0.5,
+        out_dir=tmp_path,
+        name="lr",
+        X_train=X_train,
+        y_train=y_train,
+        importance_repeats=2,
+        n_boot=100,
+    )
+    assert tuple(ev.metrics) == METRIC_KEYS
+    assert ev.metrics["roc_auc"] > 0.65
+    p = model.predict_proba(X_test)[:, 1]
+    assert ev.metrics["roc_auc"] == pytest.approx(roc_auc_score(y_test, p))
+    base = ev.baseline_metrics
+    assert base["roc_auc"] == pytest.approx(0.5) and base["ks"] == pytest.approx(0.0)
+    prior = y_train.mean()
+    expected_brier = np.mean((y_test.to_numpy() - prior) ** 2)
+    assert base["brier"] == pytest.approx(expected_brier)
+    assert set(ev.plots) == {"roc", "pr", "calibration", "ks", "score_distribution", "importance"}
+    for path in ev.plots.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 5_000
+    imp = ev.importance
+    assert list(imp["feature"])[:1] != [] and len(imp) == X_test.shape[1]
+    assert imp["importance_mean"].is_monotonic_decreasing
+    assert imp["feature"].iloc[0] in {
+        "recency_days",
+        "n_transactions",
+        "debit_sum",
+        "top_channel",
+        "active_days",
+        "debit_mean",
+        "share_category_financial_services",
+    }
+
+    table = compare_candidates([ev])
+    assert table.loc[0, "candidate"] == "lr"
+    assert {"roc_auc", "ks", "brier", "tp", "dummy_roc_auc", "dummy_brier"} <= set(table.columns)
+
+
+def test_batched_permutation_importance_matches_sklearn(split):
+    from sklearn.inspection import permutation_importance
+
+    from credit.evaluate import permutation_importance_auc
+
+    X_train, X_test, y_train, y_test = split
+    num, cat = split_columns(X_train)
+    model = build_pipeline("logreg", num, cat).fit(X_train, y_train)
+    ours = permutation_importance_auc(model, X_test, y_test, n_repeats=3, seed=4, chunk_rows=2000)
+    ref = permutation_importance(
+        model, X_test, y_test, scoring="roc_auc", n_repeats=3, random_state=4
+    )
+    expected = pd.Series(ref.importances_mean, index=X_test.columns)
+    expected_std = pd.Series(ref.importances_std, index=X_test.columns)
+    got = ours.set_index("feature")
+    np.testing.assert_allclose(got["importance_mean"], expected[got.index], atol=1e-12)
+    np.testing.assert_allclose(got["importance_std"], expected_std[got.index], atol=1e-12)
+    assert got["importance_mean"].is_monotonic_decreasing

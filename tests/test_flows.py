@@ -1,0 +1,136 @@
+"""The retrain and score flows, run for real on a Prefect test server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from credit.ingest import IngestError
+from flows.retrain import RetrainConfig, retrain
+from flows.score import score
+from registry import Registry, read_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_GRIDS = {
+    "logreg": {"clf__C": [0.1]},
+    "random_forest": {"clf__n_estimators": [60], "clf__max_depth": [8]},
+    "hist_gb": {"clf__max_iter": [60], "clf__learning_rate": [0.1]},
+}
+
+
+def _config(tmp_path: Path, data: Path, **kw) -> RetrainConfig:
+    return RetrainConfig(
+        data=str(data),
+        db_url=f"sqlite:///{tmp_path / 'reg.db'}",
+        grids=FAST_GRIDS,
+        importance_repeats=1,
+        out_dir=str(tmp_path / "run"),
+        **kw,
+    )
+
+
+@pytest.mark.e2e
+def test_retrain_registers_promotes_and_score_writes(prefect_harness, tmp_path, small_path):
+    config = _config(tmp_path, small_path)
+    summary = retrain(config)
+    assert summary["model_version"] == 1 and summary["champion"] == 1 and summary["promoted"]
+    assert set(summary["metrics"]) >= {
+        "roc_auc",
+        "ks",
+        "brier",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+    }
+    assert 0.6 < summary["metrics"]["roc_auc"] < 0.99
+    out = Path(config.out_dir)
+    for name in (
+        "eda_report.html",
+        "information_value.csv",
+        "candidates.csv",
+        "model_card.md",
+        "feature_snapshot.parquet",
+        "quarantine.csv",
+    ):
+        assert (out / name).exists(), name
+    assert list((out / "evaluation").glob("*_roc.png"))
+    reg = Registry(config.db_url)
+    version = reg.get_version("bati-credit", 1)
+    assert version.data_fingerprint == summary["data"]["fingerprint"]
+    assert version.flow_run_id == summary["flow_run_id"]
+
+    scored = score(db_url=config.db_url)
+    assert scored["model_version"] == 1
+    assert scored["customers"] == summary["snapshot_customers"] > 0
+    scores = read_scores(reg)
+    assert len(scores) == scored["customers"]
+    assert scores["score"].between(300, 850).all()
+
+    # Same data again: a new version, not promoted (no better than the champion).
+    again = retrain(config)
+    assert again["model_version"] == 2
+    assert again["promoted"] is False and again["champion"] == 1
+    assert reg.champion("bati-credit").version == 1
+    assert "not promoted" in again["promotion_reason"] or again["promotion_reason"]
+
+
+@pytest.mark.e2e
+def test_transient_io_failure_is_retried(prefect_harness, tmp_path, small_path, monkeypatch):
+    import tasks.ingest as ingest_tasks
+
+    real = ingest_tasks._read_transactions
+    calls = {"n": 0}
+
+    def flaky(source, table=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("transient: storage unavailable")
+        return real(source, table=table)
+
+    monkeypatch.setattr(ingest_tasks, "_read_transactions", flaky)
+    summary = retrain(_config(tmp_path, small_path, candidates=["logreg"]))
+    assert calls["n"] == 2
+    assert summary["model_version"] == 1
+
+
+@pytest.mark.e2e
+def test_validation_failure_fails_clearly_and_registers_nothing(
+    prefect_harness, tmp_path, small_raw
+):
+    bad = small_raw.copy()
+    bad.loc[bad.index[:600], "CurrencyCode"] = "USD"  # 2% bad rows, above the 1% threshold
+    path = tmp_path / "bad.parquet"
+    bad.to_parquet(path)
+    config = _config(tmp_path, path)
+    with pytest.raises(IngestError, match=r"600 of 30000 rows .* above the 1\.00% threshold"):
+        retrain(config)
+    reg = Registry(config.db_url)
+    assert reg.list_versions() == []
+    quarantine = pd.read_csv(Path(config.out_dir) / "quarantine.csv")
+    assert len(quarantine) == 600 and set(quarantine["column"]) == {"CurrencyCode"}
+
+
+@pytest.mark.e2e
+def test_cli_json_last_line_and_clear_failure(tmp_path, small_path):
+    """`python -m flows.retrain` with its own temporary Prefect server."""
+    import os
+
+    env = {**os.environ, "BATI_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.retrain", "--data", str(tmp_path / "missing.csv")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "does not exist" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]

@@ -1,0 +1,178 @@
+"""Candidate pipelines, preprocessing, grid search and reproducibility."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+import credit.models as models
+from credit.evaluate import calibrate_if_better, evaluate_candidate
+from credit.models import (
+    CANDIDATES,
+    build_pipeline,
+    load_grids,
+    search_candidate,
+    split_columns,
+)
+from credit.preprocess import SignedLog1p, TabularPreprocessor, make_preprocessor, signed_log1p
+from credit.tabular import synthetic_customer_table
+
+TINY = {
+    "logreg": {"clf__C": [0.1, 1.0], "prep__encoding": ["onehot", "woe"]},
+    "random_forest": {"clf__max_depth": [4, 8], "clf__n_estimators": [40]},
+    "hist_gb": {"clf__max_leaf_nodes": [7, 15], "clf__max_iter": [30]},
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = synthetic_customer_table(500, n_noise=4, seed=11)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=1)
+
+
+def test_grids_config_is_valid_and_small():
+    grids = load_grids()
+    assert grids["search"] == {"cv": 5, "scoring": "roc_auc"}
+    X, _ = synthetic_customer_table(60, n_noise=1, seed=0)
+    num, cat = split_columns(X)
+    for name in CANDIDATES:
+        grid = grids[name]
+        assert all(k.startswith(("prep__", "clf__")) for k in grid)
+        n_points = math.prod(len(v) for v in grid.values())
+        assert 1 <= n_points <= 8, f"{name} grid too large for the 60 s budget"
+        pipe = build_pipeline(name, num, cat)
+        for point in itertools.product(*grid.values()):
+            pipe.set_params(**dict(zip(grid, point, strict=True)))  # every key is a real param
+
+
+def test_load_grids_rejects_bad_config(tmp_path):
+    bad = tmp_path / "g.toml"
+    bad.write_text("[logreg]\nclf__C = [1.0]\n")
+    with pytest.raises(ValueError, match="lacks sections"):
+        load_grids(bad)
+    bad.write_text("[logreg]\nclf__C = []\n[random_forest]\n[hist_gb]\n")
+    with pytest.raises(ValueError, match="non-empty list"):
+        load_grids(bad)
+
+
+def test_build_pipeline_steps_and_class_weights():
+    for name in CANDIDATES:
+        pipe = build_pipeline(name, ["a"], ["b"], seed=3)
+        assert [s for s, _ in pipe.steps] == ["prep", "clf"]
+        assert isinstance(pipe.named_steps["prep"], TabularPreprocessor)
+        expected = None if name == "hist_gb" else "balanced"  # see credit.models docstring
+        assert pipe.named_steps["clf"].class_weight == expected
+        assert pipe.named_steps["clf"].random_state == 3
+    assert build_pipeline("logreg", ["a"], []).named_steps["prep"].scale is True
+    assert build_pipeline("hist_gb", ["a"], []).named_steps["clf"].early_stopping is False
+    with pytest.raises(ValueError, match="unknown candidate"):
+        build_pipeline("svm", ["a"], [])
+
+
+def test_signed_log1p_only_on_heavy_tails():
+    assert signed_log1p(np.array([-9.0, 0.0, 9.0, np.nan]))[:3].tolist() == pytest.approx(
+        [-math.log(10), 0.0, math.log(10)]
+    )
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "amount": rng.lognormal(8, 2, 300),
+            "share": rng.beta(1, 8, 300),
+            "normal": rng.normal(0, 50, 300),
+        }
+    )
+    t = SignedLog1p().fit(X)
+    assert t.log_columns_.tolist() == [True, False, False]
+    out = t.transform(X)
+    assert np.allclose(out[:, 0], np.log1p(X["amount"]))
+    assert np.allclose(out[:, 1:], X[["share", "normal"]])
+    assert list(t.get_feature_names_out()) == ["amount", "share", "normal"]
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "woe"])
+def test_preprocessor_dense_finite_and_handles_unseen(encoding, data):
+    X_train, X_test, y_train, _ = data
+    num, cat = split_columns(X_train)
+    assert cat == ["top_channel", "top_category", "top_provider"]
+    prep = make_preprocessor(num, cat, encoding=encoding).fit(X_train, y_train)
+    Z = prep.transform(X_test)
+    assert Z.dtype == np.float64 and np.isfinite(Z).all()
+    indicators = [c for c in prep.get_feature_names_out() if "missingindicator" in c]
+    assert "num__missingindicator_debit_std" in indicators
+    odd = X_test.head(5).copy()
+    odd["top_channel"] = ["ChannelId_99", None, "x", "ChannelId_3", np.nan]
+    odd["debit_sum"] = np.nan
+    Z2 = prep.transform(odd)
+    assert Z2.shape == (5, Z.shape[1]) and np.isfinite(Z2).all()
+    with pytest.raises(ValueError):
+        make_preprocessor(num, cat, encoding="target")
+
+
+def test_search_candidate_result_table(data, monkeypatch):
+    X_train, _, y_train, _ = data
+    seen = {}
+    real = models.GridSearchCV
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(models, "GridSearchCV", spy)
+    monkeypatch.setattr(models.os, "cpu_count", lambda: 1)
+    res = search_candidate("logreg", X_train, y_train, grid=TINY["logreg"], cv=3)
+    assert seen["n_jobs"] == 1 and seen["scoring"] == "roc_auc" and seen["refit"] is True
+    assert seen["cv"].n_splits == 3 and seen["cv"].shuffle
+    table = res.cv_results
+    assert len(table) == 4 and table["rank"].tolist() == sorted(table["rank"])
+    assert {"mean_cv_auc", "std_cv_auc", "clf__C", "prep__encoding"} <= set(table.columns)
+    assert res.best_cv_auc == pytest.approx(table["mean_cv_auc"].max())
+    assert res.best_params == {k: table.loc[0, k] for k in ("clf__C", "prep__encoding")}
+    assert res.best_cv_auc > 0.6 and res.seconds > 0
+    assert res.best_estimator.predict_proba(X_train.head(3)).shape == (3, 2)
+
+
+def _run(name, X_train, y_train, X_test, y_test, seed):
+    res = search_candidate(name, X_train, y_train, grid=TINY[name], cv=3, n_jobs=1, seed=seed)
+    model, info = calibrate_if_better(res.best_estimator, X_train, y_train, seed=seed, cv=3)
+    ev = evaluate_candidate(
+        model,
+        X_test,
+        y_test,
+        threshold=info["threshold"],
+        out_dir=None,
+        name=name,
+        X_train=X_train,
+        y_train=y_train,
+        importance_repeats=0,
+        n_boot=100,
+        seed=seed,
+    )
+    return res, model, ev
+
+
+@pytest.mark.parametrize("name", CANDIDATES)
+def test_reproducible_same_seed_same_model_and_metrics(name, data):
+    X_train, X_test, y_train, y_test = data
+    r1, m1, e1 = _run(name, X_train, y_train, X_test, y_test, seed=5)
+    r2, m2, e2 = _run(name, X_train, y_train, X_test, y_test, seed=5)
+    assert r1.best_params == r2.best_params
+    pd.testing.assert_frame_equal(
+        r1.cv_results.drop(columns="mean_fit_seconds"),
+        r2.cv_results.drop(columns="mean_fit_seconds"),
+        rtol=0,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        m1.predict_proba(X_test), m2.predict_proba(X_test), rtol=0, atol=1e-12
+    )
+    for key, value in e1.metrics.items():
+        if key == "confusion":
+            assert value == e2.metrics[key]
+        else:
+            assert value == pytest.approx(e2.metrics[key], abs=1e-12), key
+    assert e1.metrics["roc_auc"] > 0.6

@@ -1,0 +1,146 @@
+"""Reason codes: phrases, reference values, batched attribution and the served model's frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from credit.models import build_pipeline, split_columns
+from credit.reasons import (
+    describe,
+    humanise,
+    reason_codes,
+    reason_impacts,
+    reference_values,
+    top_reasons,
+)
+from credit.scoring import SCORE_COLUMNS, CreditRiskModel
+from credit.tabular import synthetic_customer_table
+
+
+def test_describe_phrases():
+    assert describe("recency_days", 45.0, 10.0) == (
+        "Long time since the last purchase (45 days; typical 10 days)"
+    )
+    assert describe("debit_sum", 2500.0, 11530.0) == (
+        "Low total spending (2,500 UGX; typical 11,530 UGX)"
+    )
+    assert describe("share_category_airtime", 0.95, 0.82) == (
+        "High share of airtime purchases (95%; typical 82%)"
+    )
+    assert describe("share_category_financial_services", 0.0, 0.07).startswith(
+        "Low share of financial services purchases"
+    )
+    assert describe("n_tx_30d", 1.0, 2.0) == "Few transactions in the last 30 days (1; typical 2)"
+    assert describe("share_dow_sun", 0.5, 0.0).startswith("Much activity on Sundays")
+    assert describe("gap_mean_days", None, 5.9) == "Only one purchase: no buying rhythm yet"
+    assert describe("top_channel", "ChannelId_1", "ChannelId_3") == (
+        "Mostly uses ChannelId 1 (most customers: ChannelId 3)"
+    )
+    assert (
+        describe("mystery_metric", 3.0, 1.0) == "Mystery metric higher than typical (3; typical 1)"
+    )
+    assert describe("mystery_metric", None, 1.0) == "Mystery metric not available"
+    assert humanise("share_tod_night") == "Share tod night"
+
+
+def test_reference_values_median_and_mode():
+    X = pd.DataFrame(
+        {
+            "a": [1.0, 2.0, np.nan, 10.0],
+            "b": [np.nan] * 4,
+            "c": ["x", "y", "y", None],
+            "d": ["q", "p", "q", "p"],  # tie: the name decides
+        }
+    )
+    ref = reference_values(X, ["a", "b"], ["c", "d"])
+    assert ref["a"] == 2.0 and np.isnan(ref["b"])
+    assert ref["c"] == "y" and ref["d"] == "p"
+
+
+def _toy_pd(batch: pd.DataFrame) -> np.ndarray:
+    z = (
+        0.05 * batch["recency_days"].to_numpy(float)
+        - 0.3 * np.log1p(batch["debit_sum"].to_numpy(float))
+        + 1.0 * (batch["top_channel"].to_numpy(object) == "ChannelId_1")
+    )
+    return 1 / (1 + np.exp(-z))
+
+
+def test_reason_impacts_exact_and_one_call_per_chunk():
+    X = pd.DataFrame(
+        {
+            "recency_days": [60.0, 2.0, 10.0],
+            "debit_sum": [500.0, 90_000.0, 10_000.0],
+            "top_channel": ["ChannelId_1", "ChannelId_3", "ChannelId_3"],
+        },
+        index=["c1", "c2", "c3"],
+    )
+    ref = {"recency_days": 10.0, "debit_sum": 10_000.0, "top_channel": "ChannelId_3"}
+    calls = []
+
+    def counting(batch):
+        calls.append(len(batch))
+        return _toy_pd(batch)
+
+    base, impact = reason_impacts(counting, X, ref)
+    assert calls == [3 * 4]  # 3 customers x (3 features + the actual rows), one call
+    np.testing.assert_allclose(base, _toy_pd(X))
+    for j, f in enumerate(ref):
+        typical = X.copy()
+        typical[f] = ref[f]
+        np.testing.assert_allclose(impact[:, j], _toy_pd(X) - _toy_pd(typical), atol=1e-15)
+    assert np.all(impact[2] == 0)  # c3 is the typical customer: nothing to explain
+    # chunking changes the number of calls, not the answer
+    calls.clear()
+    base2, impact2 = reason_impacts(counting, X, ref, chunk_rows=8)
+    assert calls == [8, 4]
+    np.testing.assert_array_equal(impact, impact2)
+    np.testing.assert_array_equal(base, base2)
+
+    reasons = top_reasons(X, impact, ref, top=3)
+    names = list(ref)
+    expected = [names[j] for j in np.argsort(-impact[0]) if impact[0, j] > 0]
+    assert [r["feature"] for r in reasons[0]] == expected and len(expected) == 3
+    assert [r["impact"] for r in reasons[0]] == pytest.approx(sorted(impact[0], reverse=True))
+    assert reasons[0][0]["value"] == 60.0 and reasons[0][0]["reference"] == 10.0
+    assert reasons[0][0]["text"].startswith("Long time since the last purchase")
+    # c2 is recent and big-spending: only risk-raising factors are reported (none here)
+    assert reasons[1] == [] and reasons[2] == []
+    assert reason_codes(_toy_pd, X, ref, top=2)[0] == reasons[0][:2]
+
+
+@pytest.fixture(scope="module")
+def served():
+    X, y = synthetic_customer_table(400, n_noise=3, seed=21)
+    num, cat = split_columns(X)
+    pipe = build_pipeline("logreg", num, cat).fit(X, y)
+    return CreditRiskModel.from_search(pipe, X, y, threshold=0.5, model_name="logreg"), X
+
+
+def test_score_frame_columns_and_reasons(served):
+    model, X = served
+    frame = model.score_frame(X.head(50))
+    assert tuple(frame.columns) == SCORE_COLUMNS
+    assert frame.index.equals(X.head(50).index)
+    np.testing.assert_allclose(frame["probability"], model.predict_pd(X.head(50)))
+    assert set(frame["risk_class"]) <= {"high", "low"}
+    assert ((frame["probability"] >= 0.5) == (frame["risk_class"] == "high")).all()
+    assert frame["score"].between(300, 850).all()
+    by_pd = frame.sort_values("probability")
+    assert by_pd["score"].is_monotonic_decreasing
+    for reasons in frame["reasons"]:
+        assert len(reasons) <= 3
+        assert [r["impact"] for r in reasons] == sorted(
+            (r["impact"] for r in reasons), reverse=True
+        )
+        for r in reasons:
+            assert set(r) == {"feature", "value", "reference", "impact", "text"}
+            assert r["impact"] > 0 and r["text"] and r["feature"] in model.feature_names_
+    assert sum(len(r) for r in frame["reasons"]) > 50  # most customers get reasons
+    # a customer at every reference value has nothing pushing the PD up
+    typical = pd.DataFrame([model.reference_], index=["typical"])
+    assert model.score_frame(typical)["reasons"].iloc[0] == []
+    no_reasons = model.score_frame(X.head(5), with_reasons=False)
+    assert (no_reasons["reasons"].map(len) == 0).all()
