@@ -8,24 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-COLUMNS: tuple[str, ...] = (
-    "TransactionId",
-    "BatchId",
-    "AccountId",
-    "SubscriptionId",
-    "CustomerId",
-    "CurrencyCode",
-    "CountryCode",
-    "ProviderId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-    "Amount",
-    "Value",
-    "TransactionStartTime",
-    "PricingStrategy",
-    "FraudResult",
-)
+from schemas.vocab import RAW_COLUMNS
+
+COLUMNS: tuple[str, ...] = RAW_COLUMNS  # the real file's 16 columns, in order
 
 REAL_ROWS = 95_662
 REAL_CUSTOMERS = 3_742
