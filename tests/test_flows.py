@@ -134,3 +134,82 @@ def test_cli_json_last_line_and_clear_failure(tmp_path, small_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "does not exist" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+
+
+@pytest.mark.e2e
+def test_bring_your_own_labels_registers_under_its_own_name(prefect_harness, tmp_path):
+    """`--table PATH --target COLUMN`: mixed types, string categories, missing values."""
+    from credit.tabular import synthetic_customer_table
+
+    X, y = synthetic_customer_table(600, n_noise=5, seed=3)
+    table = X.assign(
+        customer_ref=[f"C{i:05d}" for i in range(len(X))],  # id-like: dropped
+        segment=pd.Series(["retail", "sme", None] * 200, index=X.index),
+        defaulted=y.map({1: "yes", 0: "no"}),
+    )
+    path = tmp_path / "outcomes.csv"
+    table.to_csv(path, index=False)
+    config = RetrainConfig(
+        table=str(path),
+        target="defaulted",
+        db_url=f"sqlite:///{tmp_path / 'byo.db'}",
+        grids=FAST_GRIDS,
+        candidates=["logreg", "hist_gb"],
+        importance_repeats=1,
+        out_dir=str(tmp_path / "byo"),
+    )
+    summary = retrain(config)
+    assert summary["model_name"] == "bati-credit-outcomes"
+    assert summary["model_version"] == 1 and summary["promoted"]
+    assert 0.6 < summary["metrics"]["roc_auc"] < 0.99
+    reg = Registry(config.db_url)
+    version = reg.get_version("bati-credit-outcomes", 1)
+    assert "customer_ref" not in version.features and "segment" in version.features
+    assert reg.model_names() == ["bati-credit-outcomes"]
+
+
+@pytest.mark.e2e
+def test_cli_success_prints_the_json_contract(tmp_path):
+    """`python -m flows.retrain --table ... --target ...` end to end in its own process."""
+    import os
+
+    from credit.tabular import synthetic_customer_table
+
+    X, y = synthetic_customer_table(500, n_noise=3, seed=5)
+    path = tmp_path / "labels.parquet"
+    X.assign(bad=y).to_parquet(path)
+    env = {**os.environ, "BATI_DB_URL": f"sqlite:///{tmp_path / 'cli-ok.db'}"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.retrain",
+            "--table",
+            str(path),
+            "--target",
+            "bad",
+            "--candidates",
+            "logreg",
+            "--out-dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"flow_run_id", "model_version", "champion", "promoted", "metrics"} <= last.keys()
+    assert set(last["metrics"]) == {
+        "roc_auc",
+        "ks",
+        "brier",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+    }
+    assert last["model_version"] == 1 and last["champion"] == 1 and last["promoted"] is True
