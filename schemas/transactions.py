@@ -57,7 +57,10 @@ class TransactionsSchema(pa.DataFrameModel):
     @pa.dataframe_check(name="transaction_id_conflict")
     def transaction_id_consistent(cls, df: pd.DataFrame) -> pd.Series:
         """A TransactionId may repeat only as an exact duplicate row (cleaning removes those)."""
-        distinct = df.drop_duplicates()
+        repeated = df["TransactionId"].duplicated(keep=False)
+        if not repeated.any():  # the usual case: one cheap hash pass, no full-row hashing
+            return pd.Series(True, index=df.index)
+        distinct = df.loc[repeated].drop_duplicates()
         conflicting = distinct["TransactionId"][distinct["TransactionId"].duplicated(keep=False)]
         return ~df["TransactionId"].isin(conflicting.unique())
 
