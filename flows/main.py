@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("BATI_API_PORT", "8000")))
     parser.add_argument("--no-serve", action="store_true", help="stop after batch scoring")
     args = parser.parse_args(argv)
+    if not args.no_serve:
+        # The pipeline runs in a child process, so that its temporary Prefect server stops
+        # with it before the API takes over this process.
+        cmd = [sys.executable, "-m", "flows.main", "--no-serve", "--port", str(args.port)]
+        if args.data:
+            cmd += ["--data", args.data]
+        code = subprocess.call(cmd)
+        if code:
+            return code
+        return serve_api(args.port)
 
     from flows.retrain import RetrainConfig, retrain
     from flows.score import score
@@ -67,13 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         f'-d \'{{"customer_id": "{customer}"}}\'\n'
     )
     print(f"Docs: {url}/docs   Health: {url}/ready   Models: {url}/v1/models")
-    if args.no_serve:
-        return 0
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    sys.stdout.flush()
-    os.chdir(PROJECT_ROOT)
-    os.execv(gunicorn, [gunicorn, "--bind", f"127.0.0.1:{args.port}", "api:create_app()"])
     return 0
+
+
+def serve_api(port: int) -> int:
+    """Replace this process with gunicorn serving the API (Ctrl-C stops it)."""
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    print(f"serving the API on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+    os.chdir(PROJECT_ROOT)
+    os.execv(gunicorn, [gunicorn, "--bind", f"127.0.0.1:{port}", "api:create_app()"])
+    return 0  # not reached
 
 
 if __name__ == "__main__":
