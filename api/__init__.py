@@ -3,7 +3,8 @@
 Production: ``gunicorn "api:create_app()"`` (settings in ``gunicorn.conf.py`` at the project
 root). Development: ``flask --app api run``. Configuration comes from the environment
 (``BATI_DB_URL``, ``BATI_MODEL_NAME``, ``BATI_ADMIN_TOKEN``, ``BATI_RELOAD_SECONDS``,
-``BATI_MAX_BATCH``, ``BATI_MAX_BODY_BYTES``, ``BATI_MAX_TRANSACTIONS``; see
+``BATI_MAX_BATCH``, ``BATI_MAX_BODY_BYTES``, ``BATI_MAX_TRANSACTIONS``,
+``BATI_REQUEST_TIMEOUT_SECONDS``; see
 :mod:`api.config`), overridden by the dict given to :func:`create_app`.
 """
 
@@ -56,6 +57,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.before_request
     def _start_request() -> None:
         g.t0 = time.perf_counter()
+        g.request_timeout = settings.request_timeout_seconds
+        g.deadline = g.t0 + settings.request_timeout_seconds
         set_request_id()
         state.ensure_started()
 

@@ -26,6 +26,7 @@ class Settings:
     max_batch: int = 1000  # BATI_MAX_BATCH
     max_body_bytes: int = 2 * MIB  # BATI_MAX_BODY_BYTES
     max_transactions: int = 5000  # BATI_MAX_TRANSACTIONS (per customer)
+    request_timeout_seconds: float = 10.0  # BATI_REQUEST_TIMEOUT_SECONDS (body read + scoring)
     log_queue_size: int = 100_000  # BATI_LOG_QUEUE_SIZE (prediction-log rows waiting)
     log_flush_seconds: float = 0.5  # BATI_LOG_FLUSH_SECONDS
     log_batch_rows: int = 1000  # rows per write of the prediction log
@@ -35,6 +36,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.reload_seconds <= 0:
             raise ValueError("reload_seconds must be positive")
+        if self.request_timeout_seconds <= 0:
+            raise ValueError("request_timeout_seconds must be positive")
         for name in ("max_batch", "max_body_bytes", "max_transactions", "log_queue_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -57,6 +60,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "max_batch": ("BATI_MAX_BATCH", int),
     "max_body_bytes": ("BATI_MAX_BODY_BYTES", int),
     "max_transactions": ("BATI_MAX_TRANSACTIONS", int),
+    "request_timeout_seconds": ("BATI_REQUEST_TIMEOUT_SECONDS", float),
     "log_queue_size": ("BATI_LOG_QUEUE_SIZE", int),
     "log_flush_seconds": ("BATI_LOG_FLUSH_SECONDS", float),
 }

@@ -17,12 +17,12 @@ from api.config import Settings
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
-    400: "Malformed JSON",
+    400: "Malformed JSON, or the body did not arrive within the request time limit",
     401: "Missing or malformed bearer token",
     403: "Wrong token, or admin endpoints disabled",
     404: "Unknown customer or version",
     409: "Promotion refused (already champion, nothing to roll back to)",
-    413: "Body larger than the configured limit",
+    413: "Body larger than the configured limit, or scoring it exceeds the time budget",
     415: "Content-Type is not application/json",
     422: "Validation error: every bad field is named in details",
     503: "No champion loaded yet, or the registry database is unavailable",

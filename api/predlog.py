@@ -3,9 +3,11 @@
 Requests append rows to a bounded in-memory buffer (constant time, never blocks on the
 database); one daemon thread per process writes them in batches through
 :func:`registry.log_predictions`. When the buffer is full, rows are dropped and counted rather
-than slowing the request; a batch the database refuses is retried with back-off a few times,
-then counted as failed. The counters are published in ``/health``. ``close()`` (also run at
-interpreter exit and by gunicorn's ``worker_exit`` hook) flushes what is left.
+than slowing the request. While the database is unavailable (connection refused or lost: a
+restart, a failover) batches wait in the buffer and are retried with capped back-off for as long
+as it takes; a batch the database refuses (a data error) is retried a few times, then counted as
+failed. The counters are published in ``/health``. ``close()`` (also run at interpreter exit and
+by gunicorn's ``worker_exit`` hook) flushes what is left.
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ LOG_COLUMNS = (
     "latency_ms",
 )
 MAX_ATTEMPTS = 3
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached right now" (retry later), as
+    opposed to the database refusing the rows (retrying the same batch cannot help)."""
+    try:
+        from sqlalchemy import exc as sa_exc
+    except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
+        return False
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    )
 
 
 class PredictionLogWriter:
@@ -127,8 +147,10 @@ class PredictionLogWriter:
             try:
                 self._write(rows)
             except Exception as exc:
-                tries = rows[0].get("_attempts", 0) + 1
-                if tries >= attempts:
+                # An unreachable database does not use up the batch's attempts: it waits.
+                unavailable = database_unavailable(exc)
+                tries = rows[0].get("_attempts", 0) + (0 if unavailable else 1)
+                if tries >= attempts or (unavailable and attempts <= 1):
                     self.failed += len(rows)
                     log.error(
                         "prediction log: %d row(s) lost after %d attempts (%s)",
@@ -141,9 +163,10 @@ class PredictionLogWriter:
                     with self._cond:
                         self._buf.extendleft(reversed(rows))
                     log.warning(
-                        "prediction log: write of %d row(s) failed (%s); will retry",
+                        "prediction log: write of %d row(s) failed (%s%s); will retry",
                         len(rows),
                         type(exc).__name__,
+                        ", database unavailable" if unavailable else "",
                     )
                 return False
             self.written += len(rows)

@@ -14,6 +14,7 @@ Failures name the field (``customers[1].transactions[3].Amount``) and the check,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +40,18 @@ def _prefix(batch: bool, index: int) -> str:
     return f"customers[{index}]." if batch else ""
 
 
-def score_requests(served: ServedModel, items: list[dict[str, Any]], *, batch: bool) -> Scored:
+def score_requests(
+    served: ServedModel,
+    items: list[dict[str, Any]],
+    *,
+    batch: bool,
+    deadline: float | None = None,
+) -> Scored:
     """Score validated request items (plain dicts as decoded from JSON, already validated).
 
-    Raises :class:`ApiError` 422 when transactions break a training-data rule.
+    Raises :class:`ApiError` 422 when transactions break a training-data rule, and 413
+    ``request_too_expensive`` when featurising them would run past ``deadline``
+    (a ``time.perf_counter()`` value; features are built once per distinct ``as_of``).
     """
     out = Scored()
     with_tx: list[int] = []
@@ -59,8 +68,18 @@ def score_requests(served: ServedModel, items: list[dict[str, Any]], *, batch: b
         else:
             with_tx.append(i)
     if with_tx:
-        _score_transactions(served, items, with_tx, out, batch=batch)
+        _score_transactions(served, items, with_tx, out, batch=batch, deadline=deadline)
     return out
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.perf_counter() > deadline:
+        raise ApiError(
+            413,
+            "request_too_expensive",
+            "scoring this request takes longer than its time budget "
+            "(BATI_REQUEST_TIMEOUT_SECONDS); send fewer customers with transactions per request",
+        )
 
 
 def _raise_fields(details: list[dict[str, Any]], message: str) -> None:
@@ -74,6 +93,7 @@ def _score_transactions(
     out: Scored,
     *,
     batch: bool,
+    deadline: float | None = None,
 ) -> None:
     from credit.clean import clean_transactions
     from credit.features import align_features, build_customer_features
@@ -129,6 +149,7 @@ def _score_transactions(
     as_of = _as_of(items, positions, clean)
     frames = []
     for cutoff, group in as_of.groupby(as_of, sort=True):
+        _check_deadline(deadline)
         subset = clean[clean["CustomerId"].isin(group.index)]
         frames.append(build_customer_features(subset, as_of=cutoff, window_days=served.window_days))
     feats = pd.concat(frames) if frames else pd.DataFrame()

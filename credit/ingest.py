@@ -7,8 +7,10 @@ kept in the quarantine with its source row number, column, failed check and valu
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +32,11 @@ _NUMERIC_COLUMNS = ("Amount", "Value")
 _INTEGER_COLUMNS = ("CountryCode", "PricingStrategy", "FraudResult")
 _TIME_COLUMN = "TransactionStartTime"
 _SNIFF_BYTES = 64 * 1024
+#: Largest CSV read into memory (a text file this size needs several times it in RAM as strings);
+#: ``BATI_MAX_CSV_BYTES`` or the ``max_csv_bytes`` argument overrides it. Parquet is not capped.
+DEFAULT_MAX_CSV_BYTES = 1024**3
+MAX_CSV_BYTES_ENV = "BATI_MAX_CSV_BYTES"
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 
 class IngestError(Exception):
@@ -85,13 +92,36 @@ def fingerprint_frame(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def check_source(source: str | Path) -> None:
-    """Fail fast on a missing, empty or binary file (SQL URLs are checked when read)."""
+def csv_size_limit(value: int | None = None) -> int:
+    """The CSV size limit: ``value``, else ``BATI_MAX_CSV_BYTES``, else 1 GiB."""
+    if value is not None:
+        return int(value)
+    raw = os.environ.get(MAX_CSV_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_CSV_BYTES
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ValueError(f"{MAX_CSV_BYTES_ENV} must be a number of bytes, not {raw!r}") from None
+
+
+def _size(n: float) -> str:
+    """A byte count for people: ``2.0 GiB``."""
+    if n < 1024:
+        return f"{n:,.0f} bytes"
+    units = ("KiB", "MiB", "GiB", "TiB")
+    power = min(int(np.log2(n) // 10), len(units))
+    return f"{n / 1024**power:.1f} {units[power - 1]}"
+
+
+def check_source(source: str | Path, *, max_bytes: int | None = None) -> None:
+    """Fail fast on a missing, empty, binary or oversized file (SQL URLs are checked when read)."""
     if not is_sql_url(source):
-        _check_file(Path(source))
+        _check_file(Path(source), max_bytes=max_bytes)
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, *, max_bytes: int | None = None) -> None:
+    """Structural checks from the file's metadata and first 64 KiB only (never a full read)."""
     src = str(path)
     if not path.exists():
         raise IngestError(src, "the file does not exist", "check the path (see --help)")
@@ -99,14 +129,39 @@ def _check_file(path: Path) -> None:
         if not any(path.glob("*.parquet")):
             raise IngestError(src, "the folder holds no .parquet files", "pass a CSV/Parquet file")
         return
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise IngestError(src, "the file is empty (0 bytes)", "pass a file with a header and rows")
+    if path.suffix.lower() == ".parquet":
+        return
+    limit = csv_size_limit(max_bytes)
+    if size > limit:
+        raise IngestError(
+            src,
+            f"the file is {_size(size)}, above the {_size(limit)} limit for CSV input",
+            f"convert it to Parquet, split it, or raise {MAX_CSV_BYTES_ENV}",
+        )
     with path.open("rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if path.suffix.lower() != ".parquet" and b"\x00" in head:
+    if head.startswith(_UTF16_32_BOMS):
+        raise IngestError(
+            src, "the file is UTF-16/UTF-32 text, not UTF-8", "re-save it as UTF-8 CSV"
+        )
+    if b"\x00" in head:
         raise IngestError(
             src, "the file is binary, not text CSV", "export the data as UTF-8 CSV or Parquet"
         )
+
+
+def _header_duplicates(path: Path) -> list[str]:
+    """Column names repeated in the CSV header (pandas would rename them ``X.1``)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error):
+        return []  # the full read reports the problem
+    names = [h.strip() for h in header]
+    return sorted({n for n in names if names.count(n) > 1})
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -133,6 +188,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"the delimiter is {delim!r}, not a comma",
             "export the file comma-separated",
         )
+    dupes = _header_duplicates(path)
+    if dupes:
+        raise IngestError(src, f"duplicate column(s): {', '.join(dupes)}", "rename them")
     return df
 
 
@@ -164,16 +222,20 @@ def _read_sql(url: str, table: str | None) -> pd.DataFrame:
     return df
 
 
-def read_transactions(source: str | Path, *, table: str | None = None) -> tuple[pd.DataFrame, str]:
+def read_transactions(
+    source: str | Path, *, table: str | None = None, max_csv_bytes: int | None = None
+) -> tuple[pd.DataFrame, str]:
     """Read raw transactions from a CSV/Parquet path, a Parquet folder or a SQL table.
 
     Returns the frame (CSV columns as strings, nothing parsed yet) and its content fingerprint.
+    A CSV larger than ``max_csv_bytes`` (default :func:`csv_size_limit`) is refused before it
+    is read.
     """
     if is_sql_url(source):
         df = _read_sql(str(source), table)
         return df, fingerprint_frame(df)
     path = Path(source)
-    _check_file(path)
+    _check_file(path, max_bytes=max_csv_bytes)
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".parquet":
         df = _read_parquet(path)
@@ -224,7 +286,7 @@ def _failures(mask: np.ndarray, values: pd.Series, column: str, check: str) -> p
 
 def parse_types(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """Parse strings into the schema's types; values that cannot be parsed become failures."""
-    df = raw.copy()
+    df = raw.copy(deep=False)  # columns are replaced, never modified in place
     failures: list[pd.DataFrame] = []
     for col in vocab.RAW_COLUMNS:
         s = df[col]
@@ -240,13 +302,16 @@ def parse_types(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
                 failures.append(_failures(bad.to_numpy(), s, col, "parse_number"))
             df[col] = parsed.where(~bad).astype("float64")
         elif col == _TIME_COLUMN:
-            if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s):
+            if s.dtype == pd.DatetimeTZDtype(unit="us", tz="UTC"):
+                parsed = s
+            elif isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s):
                 parsed = pd.to_datetime(s, utc=True)
             else:
                 parsed = pd.to_datetime(
                     s.astype("str").str.strip(), utc=True, errors="coerce", format="ISO8601"
                 )
-            parsed = parsed.astype(pd.DatetimeTZDtype(unit="us", tz="UTC"))
+            if parsed.dtype != pd.DatetimeTZDtype(unit="us", tz="UTC"):
+                parsed = parsed.astype(pd.DatetimeTZDtype(unit="us", tz="UTC"))
             bad = parsed.isna() & s.notna()
             if bad.any():
                 failures.append(_failures(bad.to_numpy(), s, col, "parse_timestamp"))
@@ -258,7 +323,7 @@ def parse_types(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
 
 def _typed_for_schema(df: pd.DataFrame) -> pd.DataFrame:
     """Rows with unparseable values get neutral placeholders so the schema can still run."""
-    out = df.copy()
+    out = df.copy(deep=False)
     for col in _INTEGER_COLUMNS:
         out[col] = out[col].fillna(-1).astype("int64")
     return out
@@ -266,7 +331,7 @@ def _typed_for_schema(df: pd.DataFrame) -> pd.DataFrame:
 
 def _schema_failures(df: pd.DataFrame, null_mask: pd.DataFrame) -> list[pd.DataFrame]:
     try:
-        TransactionsSchema.validate(df, lazy=True)
+        TransactionsSchema.validate(df, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
     else:
@@ -348,10 +413,11 @@ def ingest(
     max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
     table: str | None = None,
     now: pd.Timestamp | None = None,
+    max_csv_bytes: int | None = None,
 ) -> IngestResult:
     """Read ``source`` and split it into good rows and a quarantine (see ``split_valid``)."""
     t0 = time.perf_counter()
-    raw, fingerprint = read_transactions(source, table=table)
+    raw, fingerprint = read_transactions(source, table=table, max_csv_bytes=max_csv_bytes)
     return split_valid(
         raw,
         source=display_source(source),
@@ -390,7 +456,7 @@ def split_valid(
     bad_rows = np.unique(fails["row"].to_numpy()) if len(fails) else np.array([], dtype=int)
     good = np.ones(len(raw), dtype=bool)
     good[bad_rows] = False
-    data = typed.loc[good].reset_index(drop=True)
+    data = typed.loc[good].reset_index(drop=True) if len(bad_rows) else typed
     for col in _INTEGER_COLUMNS:
         data[col] = data[col].astype("int64")
     quarantine = fails.assign(row_number=fails["row"] + 1)[QUARANTINE_COLUMNS]

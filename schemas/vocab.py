@@ -26,14 +26,15 @@ RAW_COLUMNS: tuple[str, ...] = (
     "FraudResult",
 )
 
+# ASCII digits and \Z: "\d" would accept other scripts' digits and "$" a trailing newline.
 ID_PATTERNS: dict[str, str] = {
-    "TransactionId": r"^TransactionId_\d+$",
-    "BatchId": r"^BatchId_\d+$",
-    "AccountId": r"^AccountId_\d+$",
-    "SubscriptionId": r"^SubscriptionId_\d+$",
-    "CustomerId": r"^CustomerId_\d+$",
-    "ProviderId": r"^ProviderId_\d+$",
-    "ProductId": r"^ProductId_\d+$",
+    "TransactionId": r"^TransactionId_[0-9]+\Z",
+    "BatchId": r"^BatchId_[0-9]+\Z",
+    "AccountId": r"^AccountId_[0-9]+\Z",
+    "SubscriptionId": r"^SubscriptionId_[0-9]+\Z",
+    "CustomerId": r"^CustomerId_[0-9]+\Z",
+    "ProviderId": r"^ProviderId_[0-9]+\Z",
+    "ProductId": r"^ProductId_[0-9]+\Z",
 }
 
 CURRENCIES: frozenset[str] = frozenset({"UGX"})

@@ -154,6 +154,8 @@ ROW_CASES = [
     ("FraudResult", "3", "FraudResult", "isin"),
     ("CustomerId", "", "CustomerId", "not_nullable"),
     ("CustomerId", "Customer 12", "CustomerId", "str_matches"),
+    ("CustomerId", "CustomerId_\u0661\u0662", "CustomerId", "str_matches"),  # Arabic-Indic digits
+    ("CustomerId", "CustomerId_12\n", "CustomerId", "str_matches"),  # trailing newline
     ("TransactionId", "TX-1", "TransactionId", "str_matches"),
     ("Value", "1", "Value", "value_not_below_abs_amount"),
     ("Value", "-5", "Value", "greater_than_or_equal_to"),

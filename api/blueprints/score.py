@@ -62,7 +62,7 @@ def score() -> Response:
     body = read_json()
     validate(ScoreRequest, body, _context(state))
     served = require_served(state)
-    scored = score_requests(served, [body], batch=False)
+    scored = score_requests(served, [body], batch=False, deadline=g.get("deadline"))
     if 0 in scored.errors:
         code, message = scored.errors[0]
         raise ApiError(_ITEM_STATUS.get(code, 422), code, message)
@@ -79,7 +79,7 @@ def score_batch() -> Response:
     validate(BatchRequest, body, _context(state))
     served = require_served(state)
     items = body["customers"]
-    scored = score_requests(served, items, batch=True)
+    scored = score_requests(served, items, batch=True, deadline=g.get("deadline"))
     results = [scored.results[i] for i in range(len(items)) if i in scored.results]
     errors = [
         {"index": i, "customer_id": items[i]["customer_id"], "code": c, "message": m}
