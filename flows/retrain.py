@@ -5,6 +5,14 @@ evaluate -> register -> promote. From a shell::
 
     python -m flows.retrain --data PATH [--db-url URL] [--as-of DATE]
     python -m flows.retrain --table PATH --target COLUMN      # bring your own labels
+    python -m flows.retrain --data FOLDER --dask-address tcp://HOST:8786
+
+A Parquet folder (or a Parquet file of at least ``out_of_core_rows`` rows) is processed out of
+core, partition by partition (:mod:`credit.outofcore`), with the same features and labels as in
+memory. Large training tables are searched on a stratified sample (``search_max_rows``) and fitted
+on at most ``fit_max_rows`` customers; the model card says what was sampled. With a Dask scheduler
+address (``--dask-address`` or ``BATI_DASK_ADDRESS``) the candidates' tasks run on prefect-dask's
+task runner and the grid searches' fits on the cluster through joblib's Dask backend.
 
 The last stdout line is one JSON object: ``flow_run_id``, ``model_version``, ``champion``,
 ``promoted``, ``metrics`` (held-out ``roc_auc``, ``ks``, ``brier``, ``accuracy``, ``precision``,
@@ -17,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,17 +42,29 @@ from pydantic import BaseModel, Field
 from credit.features import FEATURE_VERSION
 from credit.label import split_customers
 from credit.models import CANDIDATES, load_grids
+from credit.outofcore import (
+    DEFAULT_BUCKET_ROWS,
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_OUT_OF_CORE_ROWS,
+    DEFAULT_SAMPLE_ROWS,
+    should_stream,
+)
 from credit.paths import PROJECT_ROOT, runs_dir
 from credit.training import CandidateOutcome, headline_metrics, select_best
 from tasks.clean import clean
 from tasks.explore import eda
 from tasks.features import content_key, featurize, information_value, label
-from tasks.ingest import ingest_source, validate
+from tasks.ingest import ingest_partitioned, ingest_source, validate
 from tasks.register import holdout_fingerprint, promote, register
 from tasks.train import evaluate, train
 
 DEFAULT_MODEL_NAME = "bati-credit"
+DASK_ADDRESS_ENV = "BATI_DASK_ADDRESS"
 CandidateName = Literal["logreg", "random_forest", "hist_gb"]
+
+
+def _env_dask_address() -> str | None:
+    return os.environ.get(DASK_ADDRESS_ENV) or None
 
 
 class RetrainConfig(BaseModel):
@@ -74,6 +95,38 @@ class RetrainConfig(BaseModel):
     n_jobs: int | None = Field(None, description="Parallel jobs per grid search (default: cores)")
     importance_repeats: int = Field(5, ge=0)
     out_dir: str | None = Field(None, description="Run outputs (default var/runs/<flow run id>)")
+    out_of_core: bool | None = Field(
+        None,
+        description="Stream the input partition by partition; None: automatic (a Parquet "
+        "folder, or a Parquet file of at least out_of_core_rows rows)",
+    )
+    out_of_core_rows: int = Field(DEFAULT_OUT_OF_CORE_ROWS, ge=1)
+    chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, ge=100, description="Rows validated at a time")
+    bucket_rows: int = Field(DEFAULT_BUCKET_ROWS, ge=100, description="Target rows per bucket")
+    eda_sample_rows: int = Field(
+        DEFAULT_SAMPLE_ROWS, ge=100, description="Out of core: cleaned rows the EDA report shows"
+    )
+    search_max_rows: int | None = Field(
+        10_000,
+        ge=100,
+        description="Customers the grid searches use (stratified sample of the training "
+        "split when it is larger); None: all",
+    )
+    fit_max_rows: int | None = Field(
+        50_000,
+        ge=100,
+        description="Customers the chosen model is fitted and calibrated on (stratified "
+        "sample when the training split is larger); None: all",
+    )
+    importance_max_rows: int | None = Field(
+        2_000, ge=100, description="Test customers permutation importance uses; None: all"
+    )
+    dask_address: str | None = Field(
+        default_factory=_env_dask_address,
+        description="Dask scheduler (e.g. tcp://10.0.0.5:8786): candidates' tasks on "
+        "prefect-dask's task runner, grid-search fits through joblib's Dask backend "
+        "(default BATI_DASK_ADDRESS)",
+    )
 
 
 def code_version() -> str | None:
@@ -100,6 +153,40 @@ def _grids(config: RetrainConfig) -> dict[str, dict[str, list] | None]:
     return {c: (config.grids or {}).get(c) or grids.get(c) for c in config.candidates}
 
 
+def stratified_sample(
+    X: pd.DataFrame, y: pd.Series, max_rows: int | None, seed: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """At most ``max_rows`` customers, stratified on ``y`` (seeded); everything if fewer."""
+    if max_rows is None or len(X) <= max_rows:
+        return X, y
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if y.value_counts().min() >= 2 else None
+    X_s, _, y_s, _ = train_test_split(
+        X, y, train_size=max_rows, stratify=stratify, random_state=seed
+    )
+    return X_s, y_s
+
+
+def sampling_report(
+    config: RetrainConfig, n_train: int, n_test: int
+) -> dict[str, dict[str, int | None]]:
+    """What each training step used, of how many (JSON for the registry and the model card)."""
+
+    def used(cap: int | None, n: int) -> int:
+        return n if cap is None else min(cap, n)
+
+    return {
+        "grid_search": {"rows": used(config.search_max_rows, n_train), "of": n_train},
+        "final_fit": {"rows": used(config.fit_max_rows, n_train), "of": n_train},
+        "test_metrics": {"rows": n_test, "of": n_test},
+        "permutation_importance": {
+            "rows": used(config.importance_max_rows, n_test) if config.importance_repeats else 0,
+            "of": n_test,
+        },
+    }
+
+
 def _train_and_evaluate(
     config: RetrainConfig,
     X: pd.DataFrame,
@@ -113,29 +200,43 @@ def _train_and_evaluate(
         X, y, test_size=config.test_size, seed=config.seed
     )
     grids = _grids(config)
+    # Large tables: the searches see a stratified sample, the chosen model is refitted on a
+    # larger one (or all of TRAIN); test metrics always use the whole test split.
+    X_search, y_search = stratified_sample(X_train, y_train, config.search_max_rows, config.seed)
+    X_fit, y_fit = stratified_sample(X_train, y_train, config.fit_max_rows, config.seed)
+    sampled = len(X_search) < len(X_train)
+    sample_key = [len(X_search)] if sampled else []  # unchanged keys when nothing is sampled
+    refit = not X_fit.index.equals(X_search.index)
     searches = [
         train.submit(
             name,
-            X_train,
-            y_train,
-            cache_key=content_key(*key_parts, name, grids[name], config.seed, config.test_size),
+            X_search,
+            y_search,
+            cache_key=content_key(
+                *key_parts, name, grids[name], config.seed, config.test_size, *sample_key
+            ),
             grid=grids[name],
             n_jobs=config.n_jobs,
             seed=config.seed,
+            dask_address=config.dask_address,
         )
         for name in config.candidates
     ]
     evaluations = [
         evaluate.submit(
             s,
-            X_train,
-            y_train,
+            X_fit,
+            y_fit,
             X_test,
             y_test,
             model_name=model_name,
             out_dir=out_dir / "evaluation",
             seed=config.seed,
             n_jobs=config.n_jobs,
+            importance_repeats=config.importance_repeats,
+            importance_max_rows=config.importance_max_rows,
+            refit=refit,
+            dask_address=config.dask_address,
         )
         for s in searches
     ]
@@ -153,6 +254,7 @@ def _publish(
     *,
     data: dict[str, Any],
     out_dir: Path,
+    sampling: dict[str, dict[str, int | None]] | None = None,
 ) -> None:
     """Candidate table and model card, as Prefect artifacts and files in the run folder."""
     rows = [o.summary() for o in outcomes]
@@ -174,6 +276,23 @@ def _publish(
         f"- rows: {data['rows']:,} ({data['quarantined']:,} quarantined)",
         f"- customers: {data['customers']:,}",
         f"- windows: `{json.dumps(data['windows'])}`",
+    ]
+    if data.get("path") == "out_of_core":
+        lines.append("- processed out of core (partition by partition; the EDA shows a sample)")
+    if sampling and any(v["rows"] < v["of"] for v in sampling.values()):
+        lines += [
+            "",
+            "## Sampling (large training table)",
+            "| step | customers used | of |",
+            "|---|---|---|",
+        ]
+        for step, v in sampling.items():
+            lines.append(f"| {step.replace('_', ' ')} | {v['rows']:,} | {v['of']:,} |")
+        lines.append(
+            "Samples are stratified on the label and seeded; held-out metrics use every test "
+            "customer."
+        )
+    lines += [
         "",
         "## Held-out metrics",
         "| metric | value |",
@@ -210,25 +329,28 @@ def _publish(
     create_markdown_artifact(card, key="model-card", description="Registered model card")
 
 
-@flow(name="retrain", log_prints=True)
-def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
-    """Retrain the credit-risk model on the latest transactions and promote it if it is better."""
-    config = config or RetrainConfig()
-    from registry import PromotionPolicy
+def _as_of(config: RetrainConfig) -> pd.Timestamp | None:
+    as_of = pd.Timestamp(config.as_of) if config.as_of else None
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.tz_localize("UTC")
+    return as_of
 
-    logger = get_run_logger()
-    run_id = _run_id()
-    out_dir = Path(config.out_dir) if config.out_dir else runs_dir() / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    policy = PromotionPolicy(
-        min_auc_gain=config.promotion_margin,
-        max_ks_loss=config.max_ks_loss,
-        max_brier_increase=config.max_brier_increase,
-    )
-    if config.table:
-        return _retrain_table(config, run_id=run_id, out_dir=out_dir, policy=policy)
 
-    source = config.data or str(_demo_data())
+def _key_parts(config: RetrainConfig, fingerprint: str, as_of: pd.Timestamp | None) -> list[Any]:
+    return [
+        fingerprint,
+        FEATURE_VERSION,
+        str(as_of),
+        config.observation_days,
+        config.performance_days,
+        config.seed,
+    ]
+
+
+def _prepare_in_memory(
+    config: RetrainConfig, source: str, *, out_dir: Path, run_id: str, work_dir: Path
+) -> dict[str, Any]:
+    """Ingest, validate, clean, label, featurize and explore with every row in memory."""
     raw, fingerprint = ingest_source(source)
     ingested = validate(
         raw,
@@ -242,17 +364,8 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     del raw
     cleaned = clean(ingested.data)
     tx = cleaned.data
-    as_of = pd.Timestamp(config.as_of) if config.as_of else None
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.tz_localize("UTC")
-    key_parts = [
-        fingerprint,
-        FEATURE_VERSION,
-        str(as_of),
-        config.observation_days,
-        config.performance_days,
-        config.seed,
-    ]
+    as_of = _as_of(config)
+    key_parts = _key_parts(config, fingerprint, as_of)
     table = label(
         tx,
         cache_key=content_key(*key_parts),
@@ -277,6 +390,109 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
         quarantine={**ingested.report, "cleaning": cleaned.report},
         features=table.X,
     )
+    return {
+        "table": table,
+        "snapshot": snapshot,
+        "eda": report_path,
+        "ingest_report": ingested.report,
+        "fingerprint": fingerprint,
+        "key_parts": key_parts,
+        "n_rows": len(tx),
+    }
+
+
+def _prepare_out_of_core(
+    config: RetrainConfig, source: str, *, out_dir: Path, run_id: str, work_dir: Path
+) -> dict[str, Any]:
+    """The same steps partition by partition: memory holds one chunk or one customer bucket
+    (plus customer-level tables), never the whole history (see :mod:`credit.outofcore`)."""
+    spilled = ingest_partitioned(
+        source,
+        work_dir=work_dir,
+        max_bad_share=config.max_bad_share,
+        out_dir=out_dir,
+        run_id=run_id,
+        db_url=config.db_url,
+        chunk_rows=config.chunk_rows,
+        bucket_rows=config.bucket_rows,
+    )
+    fingerprint = spilled.report["fingerprint"]
+    buckets = clean(spilled, sample_rows=config.eda_sample_rows, seed=config.seed)
+    as_of = _as_of(config)
+    key_parts = _key_parts(config, fingerprint, as_of)
+    table = label(
+        buckets,
+        cache_key=content_key(*key_parts),
+        as_of=as_of,
+        observation_days=config.observation_days,
+        performance_days=config.performance_days,
+        seed=config.seed,
+    )
+    snapshot = featurize(
+        buckets,
+        as_of=as_of,
+        window_days=config.observation_days,
+        out_dir=out_dir,
+        run_id=run_id,
+        db_url=config.db_url,
+    )
+    sample = buckets.sample
+    report_path = eda(
+        sample,
+        out_dir / "eda_report.html",
+        rfm=table.rfm,
+        labels=table.y,
+        quarantine={**spilled.report, "cleaning": buckets.report},
+        features=table.X,
+        title=(
+            "Bati Bank credit scoring - exploratory data analysis of a uniform sample of "
+            f"{len(sample):,} of {buckets.rows:,} cleaned transactions"
+        ),
+    )
+    return {
+        "table": table,
+        "snapshot": snapshot,
+        "eda": report_path,
+        "ingest_report": spilled.report,
+        "fingerprint": fingerprint,
+        "key_parts": key_parts,
+        "n_rows": buckets.rows,
+    }
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
+    """Retrain the credit-risk model on the latest transactions and promote it if it is better."""
+    config = config or RetrainConfig()
+    from registry import PromotionPolicy
+
+    logger = get_run_logger()
+    run_id = _run_id()
+    out_dir = Path(config.out_dir) if config.out_dir else runs_dir() / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policy = PromotionPolicy(
+        min_auc_gain=config.promotion_margin,
+        max_ks_loss=config.max_ks_loss,
+        max_brier_increase=config.max_brier_increase,
+    )
+    if config.table:
+        return _retrain_table(config, run_id=run_id, out_dir=out_dir, policy=policy)
+
+    source = config.data or str(_demo_data())
+    streamed = (
+        config.out_of_core
+        if config.out_of_core is not None
+        else should_stream(source, min_rows=config.out_of_core_rows)
+    )
+    work_dir = out_dir / "spill"
+    try:
+        data_stage = _prepare_out_of_core if streamed else _prepare_in_memory
+        prepared = data_stage(config, source, out_dir=out_dir, run_id=run_id, work_dir=work_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    table, snapshot, report_path = prepared["table"], prepared["snapshot"], prepared["eda"]
+    ingest_report, fingerprint = prepared["ingest_report"], prepared["fingerprint"]
+    key_parts = prepared["key_parts"]
     information_value(table.X, table.y, out_dir)
     model_name = config.model_name or DEFAULT_MODEL_NAME
     outcomes, (X_train, X_test, y_train, y_test) = _train_and_evaluate(
@@ -284,6 +500,7 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     )
     best = select_best(outcomes)
     windows = table.report["windows"]
+    sampling = sampling_report(config, len(X_train), len(X_test))
     registered = register(
         best,
         db_url=config.db_url,
@@ -300,9 +517,11 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
             "threshold": best.model.threshold,
             "scorecard": best.model.scorecard_,
             "policy": best.model.policy_,
+            "sampling": sampling,
+            "data_path": "out_of_core" if streamed else "in_memory",
         },
         data_fingerprint=fingerprint,
-        n_rows=len(tx),
+        n_rows=prepared["n_rows"],
         n_customers=len(table.X),
         window_start=pd.Timestamp(windows["observation"][0]).to_pydatetime(),
         window_end=table.as_of.to_pydatetime(),
@@ -312,7 +531,7 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
         extra={
             "candidates": [o.summary() for o in outcomes],
             "label": table.report,
-            "quarantined": ingested.report["quarantined"],
+            "quarantined": ingest_report["quarantined"],
             "eda_report": str(report_path),
         },
     )
@@ -325,18 +544,20 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
         y_test=y_test,
     )
     data = {
-        "source": ingested.report["source"],
+        "source": ingest_report["source"],
         "fingerprint": fingerprint,
-        "rows": ingested.report["rows"],
-        "quarantined": ingested.report["quarantined"],
+        "rows": ingest_report["rows"],
+        "quarantined": ingest_report["quarantined"],
         "customers": len(table.X),
         "windows": windows,
+        "path": "out_of_core" if streamed else "in_memory",
     }
-    _publish(outcomes, best, registered, decision, data=data, out_dir=out_dir)
+    _publish(outcomes, best, registered, decision, data=data, out_dir=out_dir, sampling=sampling)
     summary = _summary(run_id, registered, decision, best, outcomes, out_dir)
     summary.update(
         {
             "data": data,
+            "sampling": sampling,
             "snapshot_customers": len(snapshot),
             "eda_report": str(report_path),
             "label_report": {
@@ -346,6 +567,21 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     )
     logger.info("retrain done: %s", json.dumps(summary["metrics"]))
     return summary
+
+
+def run_retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
+    """Run the retrain flow, on prefect-dask's task runner when ``config.dask_address`` is set.
+
+    The candidates' search and evaluation tasks then run on the cluster's workers, and their
+    cross-validation fits through joblib's Dask backend; everything else runs in this process.
+    """
+    config = config or RetrainConfig()
+    if not config.dask_address:
+        return retrain(config)
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(address=config.dask_address)
+    return retrain.with_options(task_runner=runner)(config)
 
 
 def _summary(
@@ -400,6 +636,7 @@ def _retrain_table(
             "table": str(path),
             "target": config.target,
             "seed": config.seed,
+            "sampling": sampling_report(config, len(X_train), len(X_test)),
             "calibration": best.calibration,
             "threshold": best.model.threshold,
         },
@@ -429,7 +666,15 @@ def _retrain_table(
         "customers": len(X),
         "windows": {"target": config.target},
     }
-    _publish(outcomes, best, registered, decision, data=data, out_dir=out_dir)
+    _publish(
+        outcomes,
+        best,
+        registered,
+        decision,
+        data=data,
+        out_dir=out_dir,
+        sampling=sampling_report(config, len(X_train), len(X_test)),
+    )
     return _summary(run_id, registered, decision, best, outcomes, out_dir)
 
 
@@ -455,7 +700,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promotion-margin", type=float, default=0.005)
     parser.add_argument("--max-bad-share", type=float, default=0.01)
     parser.add_argument("--out-dir", help="run outputs folder")
+    parser.add_argument(
+        "--dask-address",
+        help=f"Dask scheduler to run the candidates on (default ${DASK_ADDRESS_ENV})",
+    )
+    streaming = parser.add_mutually_exclusive_group()
+    streaming.add_argument(
+        "--out-of-core",
+        dest="out_of_core",
+        action="store_const",
+        const=True,
+        help="stream a Parquet file/folder partition by partition (automatic for folders)",
+    )
+    streaming.add_argument(
+        "--in-memory", dest="out_of_core", action="store_const", const=False, help="never stream"
+    )
+    parser.add_argument("--search-max-rows", type=int, help="customers the grid searches use")
+    parser.add_argument("--fit-max-rows", type=int, help="customers the final model is fitted on")
     args = parser.parse_args(argv)
+    optional = {
+        k: v
+        for k, v in {
+            "dask_address": args.dask_address,
+            "out_of_core": args.out_of_core,
+            "search_max_rows": args.search_max_rows,
+            "fit_max_rows": args.fit_max_rows,
+        }.items()
+        if v is not None
+    }
     try:
         config = RetrainConfig(
             data=args.data,
@@ -470,11 +742,12 @@ def main(argv: list[str] | None = None) -> int:
             promotion_margin=args.promotion_margin,
             max_bad_share=args.max_bad_share,
             out_dir=args.out_dir,
+            **optional,
         )
     except ValueError as exc:
         print(f"error: invalid arguments: {exc}", file=sys.stderr)
         return 2
-    return run_cli(lambda: retrain(config), precheck=config.data)
+    return run_cli(lambda: run_retrain(config), precheck=config.data)
 
 
 class _NoTraceback(logging.Filter):

@@ -21,10 +21,16 @@ def eda(
     labels: pd.Series | None = None,
     quarantine: dict | None = None,
     features: pd.DataFrame | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Write the self-contained HTML EDA report and link it as an artifact."""
+    """Write the self-contained HTML EDA report and link it as an artifact.
+
+    ``title`` replaces the default title (the out-of-core path says the report describes a
+    row sample).
+    """
+    extra = {"title": title} if title else {}
     path = build_eda_report(
-        tx, out_path, rfm=rfm, labels=labels, quarantine=quarantine, features=features
+        tx, out_path, rfm=rfm, labels=labels, quarantine=quarantine, features=features, **extra
     )
     get_run_logger().info("EDA report: %s", path)
     create_link_artifact(

@@ -11,6 +11,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from credit import outofcore
 from credit.features import FEATURE_VERSION, build_feature_snapshot
 from credit.label import TrainingTable, build_training_table
 from credit.woe import iv_table
@@ -31,7 +32,7 @@ def _keyed(prefix: str):
 
 @task(name="featurize", cache_policy=NO_CACHE)
 def featurize(
-    tx: pd.DataFrame,
+    tx: pd.DataFrame | outofcore.CleanBuckets,
     *,
     as_of: pd.Timestamp | None,
     window_days: int,
@@ -42,11 +43,17 @@ def featurize(
     """The feature snapshot every known customer is scored from (Parquet + database).
 
     Same feature code and observation window as training; ``as_of`` defaults to the midnight
-    after the data's last transaction.
+    after the data's last transaction. Out of core (``tx`` as customer buckets) the snapshot is
+    built bucket by bucket, with the same result.
     """
     from registry import Registry, write_feature_snapshot
 
-    snapshot = build_feature_snapshot(tx, window_days=window_days, as_of=as_of)
+    build = (
+        outofcore.build_feature_snapshot
+        if isinstance(tx, outofcore.CleanBuckets)
+        else build_feature_snapshot
+    )
+    snapshot = build(tx, window_days=window_days, as_of=as_of)
     as_of = pd.Timestamp(snapshot.attrs["as_of"])
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.to_parquet(out_dir / "feature_snapshot.parquet")
@@ -69,7 +76,7 @@ def featurize(
     timeout_seconds=1800,
 )
 def label(
-    tx: pd.DataFrame,
+    tx: pd.DataFrame | outofcore.CleanBuckets,
     *,
     cache_key: str,
     as_of: pd.Timestamp | None,
@@ -77,8 +84,17 @@ def label(
     performance_days: int,
     seed: int,
 ) -> TrainingTable:
-    """Out-of-time training table: features before the cutoff, proxy label after it."""
-    table = build_training_table(
+    """Out-of-time training table: features before the cutoff, proxy label after it.
+
+    Out of core (``tx`` as customer buckets) features and RFM are built bucket by bucket and the
+    proxy label on the whole customer-level RFM table: the same table as in memory.
+    """
+    build = (
+        outofcore.build_training_table
+        if isinstance(tx, outofcore.CleanBuckets)
+        else build_training_table
+    )
+    table = build(
         tx,
         as_of=as_of,
         observation_days=observation_days,

@@ -27,6 +27,12 @@ from credit.ingest import (
     write_quarantine,
 )
 from credit.ingest import read_transactions as _read_transactions
+from credit.outofcore import (
+    DEFAULT_BUCKET_ROWS,
+    DEFAULT_CHUNK_ROWS,
+    SpilledTransactions,
+    spill_transactions,
+)
 from credit.paths import runs_dir
 
 
@@ -134,6 +140,65 @@ def validate(
     for line in iter_messages(result):
         logger.info(line)
     return result
+
+
+@task(
+    name="ingest-validate",
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=_retry_io_only,
+    timeout_seconds=7200,
+    cache_policy=NO_CACHE,
+)
+def ingest_partitioned(
+    source: str,
+    *,
+    work_dir: Path,
+    max_bad_share: float,
+    out_dir: Path,
+    run_id: str,
+    db_url: str | None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    bucket_rows: int = DEFAULT_BUCKET_ROWS,
+) -> SpilledTransactions:
+    """Out of core: read and validate a Parquet folder (or large file) chunk by chunk, spilling
+    valid rows to customer buckets; quarantine bad rows (file + database); fail on too many.
+
+    The quarantine, its row numbers and the bad-share threshold are global (see
+    :mod:`credit.outofcore`). Transient I/O faults are retried; a data problem is final.
+    """
+    logger = get_run_logger()
+    try:
+        spilled = spill_transactions(
+            source,
+            work_dir,
+            max_bad_share=max_bad_share,
+            chunk_rows=chunk_rows,
+            bucket_rows=bucket_rows,
+            display=display_source(source),
+        )
+    except IngestError as exc:
+        failed = getattr(exc, "result", None)
+        if failed is not None:
+            store_quarantine(failed, out_dir, run_id=run_id, db_url=db_url)
+            publish_quarantine(failed)
+        logger.error("%s", exc)
+        raise
+    store_quarantine(spilled.ingest, out_dir, run_id=run_id, db_url=db_url)
+    publish_quarantine(spilled.ingest)
+    r = spilled.report
+    logger.info(
+        "read %s rows out of core from %d partition(s) in %d chunks into %d customer buckets "
+        "(sha256 %s)",
+        f"{r['rows']:,}",
+        r["partitions"],
+        r["chunks"],
+        r["buckets"],
+        r["fingerprint"][:12],
+    )
+    for line in iter_messages(spilled.ingest):
+        logger.info(line)
+    return spilled
 
 
 def publish_quarantine(result: IngestResult) -> None:

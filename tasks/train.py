@@ -3,15 +3,47 @@ held-out evaluation of each candidate."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from sklearn.base import clone
 
-from credit.models import SearchResult, search_candidate
+from credit.models import SearchResult, search_candidate, single_threaded
 from credit.training import CandidateOutcome, finalize_candidate
+
+
+@contextmanager
+def joblib_on_dask(address: str | None) -> Iterator[Any]:
+    """Run joblib's parallel loops (GridSearchCV and calibration folds) on a Dask cluster.
+
+    Inside a Dask worker (the flow runs on prefect-dask's task runner) the worker's own client
+    is used; elsewhere a client connects to ``address`` for the duration. Without an address
+    this does nothing and joblib keeps its local processes.
+    """
+    if not address:
+        yield None
+        return
+    import joblib
+    from distributed import Client, get_client, get_worker
+
+    own = None
+    try:
+        get_worker()  # inside a task on a Dask worker: use the worker's client
+        client = get_client()
+    except ValueError:
+        client = own = Client(address, set_as_default=False)
+    try:
+        with joblib.parallel_backend("dask", client=client):
+            yield client
+    finally:
+        if own is not None:
+            own.close()
 
 
 def _search_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -34,13 +66,17 @@ def train(
     grid: dict[str, list] | None,
     n_jobs: int | None,
     seed: int,
+    dask_address: str | None = None,
 ) -> SearchResult:
-    """GridSearchCV (stratified 5-fold, ROC-AUC) of candidate ``name`` on the training split.
+    """GridSearchCV (stratified 5-fold, ROC-AUC) of candidate ``name`` on the training split
+    (or the stratified sample of it the flow passes).
 
-    Cached on the data fingerprint, windows, grid and seed (``cache_key``), so a re-run on
-    unchanged data skips the search.
+    Cached on the data fingerprint, windows, grid, seed and sample size (``cache_key``), so a
+    re-run on unchanged data skips the search. With ``dask_address`` the CV fits run on that
+    Dask cluster through joblib's Dask backend.
     """
-    result = search_candidate(name, X, y, grid=grid, n_jobs=n_jobs, seed=seed)
+    with joblib_on_dask(dask_address):
+        result = search_candidate(name, X, y, grid=grid, n_jobs=n_jobs, seed=seed)
     get_run_logger().info(
         "%s: cv ROC-AUC %.4f with %s in %.1f s (%d fits)",
         name,
@@ -64,18 +100,48 @@ def evaluate(
     out_dir: Path,
     seed: int,
     n_jobs: int | None,
+    importance_repeats: int = 5,
+    importance_max_rows: int | None = None,
+    refit: bool = False,
+    dask_address: str | None = None,
 ) -> CandidateOutcome:
-    """Calibrate where it helps, then evaluate once on the held-out split with plots."""
-    outcome = finalize_candidate(
-        search,
-        X_train,
-        y_train,
-        X_test,
-        y_test,
-        model_name=model_name,
-        out_dir=out_dir,
-        seed=seed,
-        n_jobs=n_jobs,
+    """Calibrate where it helps, then evaluate once on the held-out split with plots.
+
+    ``refit``: the search ran on a sample, so the chosen parameters are fitted afresh on
+    ``X_train`` (calibration decides how, as always). Metrics use the whole test split;
+    permutation importance (``importance_repeats`` shuffles) uses a seeded sample of at most
+    ``importance_max_rows`` test customers when the split is larger.
+    """
+    if refit:
+        search = dataclasses.replace(search, best_estimator=clone(search.best_estimator))
+    sample_importance = (
+        importance_repeats > 0
+        and importance_max_rows is not None
+        and len(X_test) > importance_max_rows
+    )
+    with joblib_on_dask(dask_address):
+        outcome = finalize_candidate(
+            search,
+            X_train,
+            y_train,
+            X_test,
+            y_test,
+            model_name=model_name,
+            out_dir=out_dir,
+            seed=seed,
+            n_jobs=n_jobs,
+            importance_repeats=0 if sample_importance else importance_repeats,
+        )
+    if sample_importance:
+        _importance_on_sample(
+            outcome, X_test, y_test, importance_max_rows, importance_repeats, seed, out_dir
+        )
+    outcome.extra.update(
+        {
+            "fit_rows": len(X_train),
+            "test_rows": len(X_test),
+            "importance_rows": min(len(X_test), importance_max_rows or len(X_test)),
+        }
     )
     m = outcome.metrics
     get_run_logger().info(
@@ -91,3 +157,34 @@ def evaluate(
         outcome.calibration["method"],
     )
     return outcome
+
+
+def _importance_on_sample(
+    outcome: CandidateOutcome,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    max_rows: int,
+    repeats: int,
+    seed: int,
+    out_dir: Path | None,
+) -> None:
+    """Permutation importance on a stratified sample of the test split (large splits only)."""
+    from sklearn.model_selection import train_test_split
+
+    from credit.evaluate import permutation_importance_auc
+
+    stratify = y_test if y_test.value_counts().min() >= 2 else None
+    X_s, _, y_s, _ = train_test_split(
+        X_test, y_test, train_size=max_rows, stratify=stratify, random_state=seed
+    )
+    with single_threaded():
+        importance = permutation_importance_auc(
+            outcome.model, X_s, y_s, n_repeats=repeats, seed=seed
+        )
+    outcome.evaluation.importance = importance
+    if out_dir is not None:
+        from credit import plots as P
+
+        outcome.evaluation.plots["importance"] = P.plot_importance(
+            importance, Path(out_dir) / f"{outcome.name}_importance.png", title=outcome.name
+        )
