@@ -110,7 +110,7 @@ NUMERIC_FEATURES: tuple[str, ...] = tuple(_numeric_feature_names())
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(TOP_LEVEL_COLUMNS)
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
-_REQUIRED_INPUT = (
+FEATURE_INPUT_COLUMNS = (
     "CustomerId",
     "AccountId",
     "ProductId",
@@ -180,7 +180,7 @@ def build_customer_features(
     (sorted), with the float64 columns of :data:`NUMERIC_FEATURES` followed by the string columns
     of :data:`CATEGORICAL_FEATURES`.
     """
-    missing = [c for c in _REQUIRED_INPUT if c not in tx.columns]
+    missing = [c for c in FEATURE_INPUT_COLUMNS if c not in tx.columns]
     if missing:
         raise KeyError(f"transactions lack columns {missing}")
     if window_days is not None and window_days <= 0:
@@ -193,7 +193,7 @@ def build_customer_features(
         in_window &= t_all >= as_of_ns - int(window_days) * _NS_PER_DAY
     if in_window.size and in_window.mean() < 0.5:
         # a short window over a long history: copy its rows rather than code the whole history
-        tx = tx.loc[in_window, list(_REQUIRED_INPUT)]
+        tx = tx.loc[in_window, list(FEATURE_INPUT_COLUMNS)]
         t_all, in_window = t_all[in_window], np.ones(int(in_window.sum()), dtype=bool)
     is_cashback = (tx["AccountId"] == vocab.CASHBACK_ACCOUNT).to_numpy(dtype=bool, na_value=False)
     own_mask = in_window & ~is_cashback

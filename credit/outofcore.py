@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from credit.clean import OPTIONAL_CONSTANTS, clean_transactions
 from credit.features import (
     FEATURE_COLUMNS,
+    FEATURE_INPUT_COLUMNS,
     FEATURE_VERSION,
     INDEX_NAME,
     build_customer_features,
@@ -84,20 +85,8 @@ DEFAULT_OUT_OF_CORE_ROWS = 5_000_000
 
 ROW_COLUMN = "_row"
 _CONFLICT_CHECK = "transaction_id_conflict"
-# Columns feature engineering reads (build_customer_features' inputs): buckets are read projected.
-_FEATURE_INPUT = (
-    "CustomerId",
-    "AccountId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-    "ProviderId",
-    "PricingStrategy",
-    "Amount",
-    "Value",
-    "TransactionStartTime",
-    "FraudResult",
-)
+# Columns feature engineering reads: buckets are read projected.
+_FEATURE_INPUT = FEATURE_INPUT_COLUMNS
 _NS_PER_DAY = 86_400 * 10**9
 
 
