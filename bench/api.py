@@ -247,7 +247,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _build_demo(folder: Path) -> tuple[str, Any]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from api_fixtures import build_world
+    from builders import build_world
 
     from sampledata import DEFAULT_CUSTOMERS, DEFAULT_ROWS
 

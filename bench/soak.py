@@ -262,7 +262,7 @@ def prepare(
     raw = as_of = None
     if db_url is None:
         sys.path.insert(0, str(ROOT / "tests"))
-        from api_fixtures import build_world
+        from builders import build_world
 
         from sampledata import DEFAULT_CUSTOMERS, DEFAULT_ROWS
 
@@ -284,7 +284,7 @@ def prepare(
     plan = Plan(url, model_name, champion, max(others), {})
     plan.expected = expected_answers(url, model_name, [plan.old, plan.new])
     if raw is not None:
-        from api_fixtures import transactions_json
+        from builders import transactions_json
 
         stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for cid in plan.ids:

@@ -17,8 +17,8 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["BATI_VAR_DIR"] = str(_SESSION_TMP / "var")
 os.environ["BATI_DB_URL"] = f"sqlite:///{_SESSION_TMP / 'var' / 'bati.db'}"
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SAMPLE_HEAD = SHARED / "data" / "xente" / "sample_head.csv"
+from builders import SAMPLE_HEAD, SHARED  # noqa: E402  (after the environment is set)
+
 REFERENCE = SHARED / "data" / "xente" / "REFERENCE.md"
 
 

@@ -1,6 +1,9 @@
-"""A small real registry for the API tests and benchmark: real CreditRiskModel versions.
+"""Shared test builders: paths, hand-made clean-transaction frames, and a small real registry.
 
-:func:`build_world` generates Xente-shaped transactions (``sampledata``), runs the training code
+Frames: :func:`clean_frame` builds the clean-transactions contract from partial row dicts (with
+:func:`cashback` and :func:`tx` for the common rows), :func:`random_clean` a seeded random one.
+
+Registry world (the API tests and benchmarks): :func:`build_world` generates Xente-shaped transactions (``sampledata``), runs the training code
 (validate -> clean -> features), fits two tiny logistic-regression ``CreditRiskModel`` versions
 on a synthetic label, registers both in a registry database, writes the feature snapshot and
 promotes version 1. Everything is deterministic (fixed seeds) and takes about a second.
@@ -9,10 +12,17 @@ promotes version 1. Everything is deterministic (fixed seeds) and takes about a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from schemas.vocab import CASHBACK_ACCOUNT
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SAMPLE_HEAD = SHARED / "data" / "xente" / "sample_head.csv"
 
 MODEL_NAME = "bati-credit"
 WINDOW_DAYS = 60
@@ -140,3 +150,89 @@ def transactions_json(raw: pd.DataFrame, customer_id: str) -> list[dict[str, Any
             if not isinstance(value, int | float):
                 row[key] = str(value)
     return out
+
+
+# --- hand-made clean-transaction frames ------------------------------------------------------
+
+_DEFAULTS = {
+    "BatchId": "BatchId_1",
+    "AccountId": "AccountId_1",
+    "SubscriptionId": "SubscriptionId_1",
+    "ProviderId": "ProviderId_6",
+    "ProductId": "ProductId_10",
+    "ProductCategory": "airtime",
+    "ChannelId": "ChannelId_3",
+    "PricingStrategy": 2,
+    "FraudResult": 0,
+}
+_STR_COLUMNS = [
+    "TransactionId",
+    "BatchId",
+    "AccountId",
+    "SubscriptionId",
+    "CustomerId",
+    "ProviderId",
+    "ProductId",
+    "ProductCategory",
+    "ChannelId",
+]
+
+
+def clean_frame(rows: list[dict], unit: str = "us") -> pd.DataFrame:
+    """A clean-transactions frame (the common contract) from partial row dicts."""
+    records = []
+    for i, row in enumerate(rows):
+        rec = {**_DEFAULTS, **row, "TransactionId": f"TransactionId_{i}"}
+        rec.setdefault("Value", abs(rec["Amount"]))
+        records.append(rec)
+    df = pd.DataFrame(records)
+    df["TransactionStartTime"] = pd.to_datetime(
+        df["TransactionStartTime"], utc=True, format="ISO8601"
+    ).dt.as_unit(unit)
+    df = df.astype({"Amount": "float64", "Value": "float64", "PricingStrategy": "int64"})
+    df = df.astype({"FraudResult": "int64", **dict.fromkeys(_STR_COLUMNS, "str")})
+    return df.sort_values("TransactionStartTime", kind="stable").reset_index(drop=True)
+
+
+def cashback(customer: str, t: str, amount: float) -> dict:
+    """A cash-back row (credited to the platform's cash-back account)."""
+    return {
+        "CustomerId": customer,
+        "AccountId": CASHBACK_ACCOUNT,
+        "ProviderId": "ProviderId_4",
+        "ProductId": "ProductId_6",
+        "ProductCategory": "financial_services",
+        "ChannelId": "ChannelId_2",
+        "Amount": -amount,
+        "TransactionStartTime": t,
+    }
+
+
+def tx(customer: str, t: str, amount: float = 1000.0) -> dict:
+    """A plain purchase row for :func:`clean_frame`."""
+    return {"CustomerId": customer, "Amount": amount, "TransactionStartTime": t}
+
+
+def random_clean(seed: int = 0, n_rows: int = 3000, n_customers: int = 120) -> pd.DataFrame:
+    """A seeded random clean-transactions frame over 90 days."""
+    rng = np.random.default_rng(seed)
+    amount = np.round(rng.lognormal(7, 2, n_rows)) * rng.choice([1, -1], n_rows, p=[0.7, 0.3])
+    return pd.DataFrame(
+        {
+            "TransactionId": [f"TransactionId_{i}" for i in range(n_rows)],
+            "BatchId": [f"BatchId_{i}" for i in range(n_rows)],
+            "AccountId": np.where(rng.random(n_rows) < 0.3, CASHBACK_ACCOUNT, "AccountId_7"),
+            "SubscriptionId": "SubscriptionId_1",
+            "CustomerId": [f"CustomerId_{i}" for i in rng.integers(0, n_customers, n_rows)],
+            "ProviderId": rng.choice(["ProviderId_1", "ProviderId_5", "ProviderId_6"], n_rows),
+            "ProductId": rng.choice(["ProductId_3", "ProductId_10"], n_rows),
+            "ProductCategory": rng.choice(["airtime", "financial_services", "tv"], n_rows),
+            "ChannelId": rng.choice(["ChannelId_2", "ChannelId_3"], n_rows),
+            "Amount": amount,
+            "Value": np.abs(amount),
+            "TransactionStartTime": pd.Timestamp("2019-01-01", tz="UTC")
+            + pd.to_timedelta(np.sort(rng.uniform(0, 90, n_rows)), unit="D"),
+            "PricingStrategy": rng.choice([1, 2, 4], n_rows),
+            "FraudResult": (rng.random(n_rows) < 0.02).astype(np.int64),
+        }
+    )

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) of the two pieces every input goes through: ingestion and the
 feature code. Deterministic (``derandomize=True``, no example database) and bounded
-(``max_examples``); the API's own fuzzing is schemathesis in tests/test_api_schemathesis.py.
+(``max_examples``); the API's own fuzzing is schemathesis in tests/integration/test_api_schemathesis.py.
 
 Ingestion: files mixing real rows with corrupted cells (and shuffled or extra columns) never
 raise (a missing column raises ``IngestError`` and nothing else), every row ends up exactly once
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import SAMPLE_HEAD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +39,6 @@ SETTINGS = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 }
-SAMPLE_HEAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "xente" / "sample_head.csv"
 
 # =============================================================================================
 # Ingestion

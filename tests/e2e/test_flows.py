@@ -15,7 +15,7 @@ from flows.retrain import RetrainConfig, retrain
 from flows.score import score
 from registry import Registry, read_scores
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST_GRIDS = {
     "logreg": {"clf__C": [0.1]},
     "random_forest": {"clf__n_estimators": [60], "clf__max_depth": [8]},

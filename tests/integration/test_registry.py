@@ -41,7 +41,7 @@ from registry.models import Base, ModelVersion
 from registry.policy import PromotionPolicy, compare
 from registry.testing import PG_ENV, database_url
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "bati-credit"
 
 

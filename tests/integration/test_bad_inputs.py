@@ -17,7 +17,7 @@ Three doors, one table each:
 The end of the file checks the security claims the corpus relies on: no customer value or secret
 in the logs, SQL only through bound parameters, the per-request time budget. Row-level
 ingestion checks one by one, API protocol errors and registry integrity also have their own
-tests beside the code (tests/test_ingest.py, tests/test_api.py, tests/test_registry.py); this
+tests beside the code (tests/unit/test_ingest.py, tests/integration/test_api.py, tests/integration/test_registry.py); this
 file is the inventory across doors (``CORPUS_SIZE`` counts it).
 """
 
@@ -41,14 +41,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from api_fixtures import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_json
+from builders import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_json
 from flask.testing import FlaskClient
 
 from api import create_app
 from credit.ingest import IngestError, IngestResult, ingest
 from schemas import vocab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GIB = 1024**3
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
-from api_fixtures import ADMIN_TOKEN, build_world
+from builders import ADMIN_TOKEN, build_world
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 

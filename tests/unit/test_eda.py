@@ -6,13 +6,11 @@ import base64
 import re
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from builders import random_clean as _random_clean
 
 from credit.eda import build_eda_report
 from credit.label import build_training_table
-from schemas.vocab import CASHBACK_ACCOUNT
 
 SECTIONS = (
     "Dataset overview",
@@ -26,31 +24,6 @@ SECTIONS = (
     "RFM segments",
     "Label balance",
 )
-
-
-def _random_clean(seed: int = 0, n_rows: int = 3000, n_customers: int = 120) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    amount = np.round(rng.lognormal(7, 2, n_rows)) * rng.choice([1, -1], n_rows, p=[0.7, 0.3])
-    df = pd.DataFrame(
-        {
-            "TransactionId": [f"TransactionId_{i}" for i in range(n_rows)],
-            "BatchId": [f"BatchId_{i}" for i in range(n_rows)],
-            "AccountId": np.where(rng.random(n_rows) < 0.3, CASHBACK_ACCOUNT, "AccountId_7"),
-            "SubscriptionId": "SubscriptionId_1",
-            "CustomerId": [f"CustomerId_{i}" for i in rng.integers(0, n_customers, n_rows)],
-            "ProviderId": rng.choice(["ProviderId_1", "ProviderId_5", "ProviderId_6"], n_rows),
-            "ProductId": rng.choice(["ProductId_3", "ProductId_10"], n_rows),
-            "ProductCategory": rng.choice(["airtime", "financial_services", "tv"], n_rows),
-            "ChannelId": rng.choice(["ChannelId_2", "ChannelId_3"], n_rows),
-            "Amount": amount,
-            "Value": np.abs(amount),
-            "TransactionStartTime": pd.Timestamp("2019-01-01", tz="UTC")
-            + pd.to_timedelta(np.sort(rng.uniform(0, 90, n_rows)), unit="D"),
-            "PricingStrategy": rng.choice([1, 2, 4], n_rows),
-            "FraudResult": (rng.random(n_rows) < 0.02).astype(np.int64),
-        }
-    )
-    return df
 
 
 def _images(doc: str) -> list[bytes]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from api_fixtures import ADMIN_TOKEN, World, build_world, transactions_json
+from builders import ADMIN_TOKEN, World, build_world, transactions_json
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 

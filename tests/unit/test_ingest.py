@@ -14,7 +14,7 @@ from credit.clean import clean_transactions
 from credit.ingest import IngestError, ingest, write_quarantine
 from schemas import vocab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 import pytest
+from builders import cashback, clean_frame
 
 from credit.features import (
     CATEGORICAL_FEATURES,
@@ -25,63 +26,6 @@ from schemas.features import validate_feature_snapshot
 from schemas.vocab import CASHBACK_ACCOUNT
 
 AS_OF = pd.Timestamp("2019-01-10T00:00:00Z")
-
-_DEFAULTS = {
-    "BatchId": "BatchId_1",
-    "AccountId": "AccountId_1",
-    "SubscriptionId": "SubscriptionId_1",
-    "ProviderId": "ProviderId_6",
-    "ProductId": "ProductId_10",
-    "ProductCategory": "airtime",
-    "ChannelId": "ChannelId_3",
-    "PricingStrategy": 2,
-    "FraudResult": 0,
-}
-
-
-def clean_frame(rows: list[dict], unit: str = "us") -> pd.DataFrame:
-    """A clean-transactions frame (the common contract) from partial row dicts."""
-    records = []
-    for i, row in enumerate(rows):
-        rec = {**_DEFAULTS, **row}
-        rec.setdefault("Value", abs(rec["Amount"]))
-        rec["TransactionId"] = f"TransactionId_{i}"
-        records.append(rec)
-    df = pd.DataFrame(records)
-    df["TransactionStartTime"] = pd.to_datetime(
-        df["TransactionStartTime"], utc=True, format="ISO8601"
-    ).dt.as_unit(unit)
-    for col in ("Amount", "Value"):
-        df[col] = df[col].astype("float64")
-    for col in ("PricingStrategy", "FraudResult"):
-        df[col] = df[col].astype("int64")
-    strs = [
-        "TransactionId",
-        "BatchId",
-        "AccountId",
-        "SubscriptionId",
-        "CustomerId",
-        "ProviderId",
-        "ProductId",
-        "ProductCategory",
-        "ChannelId",
-    ]
-    df[strs] = df[strs].astype("str")
-    return df.sort_values("TransactionStartTime", kind="stable").reset_index(drop=True)
-
-
-def cashback(customer: str, t: str, amount: float) -> dict:
-    return {
-        "CustomerId": customer,
-        "AccountId": CASHBACK_ACCOUNT,
-        "ProviderId": "ProviderId_4",
-        "ProductId": "ProductId_6",
-        "ProductCategory": "financial_services",
-        "ChannelId": "ChannelId_2",
-        "Amount": -amount,
-        "TransactionStartTime": t,
-    }
-
 
 # Local time is EAT (UTC+3). 2019-01-01 is a Tuesday.
 HAND_ROWS = [

@@ -21,7 +21,7 @@ import pytest
 import sampledata
 from sampledata import writer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REAL_ROWS = 95_662
 SPAN_START = pd.Timestamp("2018-11-15T02:18:49Z")
 SPAN_END = pd.Timestamp("2019-02-13T10:01:28Z")

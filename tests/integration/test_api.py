@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from api_fixtures import ADMIN_TOKEN, MODEL_NAME, WINDOW_DAYS, World, build_world, transactions_json
+from builders import ADMIN_TOKEN, MODEL_NAME, WINDOW_DAYS, World, build_world, transactions_json
 from flask import Flask
 from flask.testing import FlaskClient
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_json
+from builders import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_json
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
@@ -39,7 +39,7 @@ from api import create_app
 from bench import soak
 from registry import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def count(url: str, table: str) -> int:
 
 def register_next(reg: Registry, world: World, tag: str) -> Any:
     """Register the world's v1 model again as a new version (what a retrain would do)."""
-    from api_fixtures import register
+    from builders import register
 
     return register(reg, world.models[1], world.snapshot, tag=tag)
 

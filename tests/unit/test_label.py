@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from builders import cashback, clean_frame
+from builders import tx as _tx
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
@@ -19,65 +21,8 @@ from credit.label import (
 )
 from schemas.vocab import CASHBACK_ACCOUNT
 
-_DEFAULTS = {
-    "BatchId": "BatchId_1",
-    "AccountId": "AccountId_1",
-    "SubscriptionId": "SubscriptionId_1",
-    "ProviderId": "ProviderId_6",
-    "ProductId": "ProductId_10",
-    "ProductCategory": "airtime",
-    "ChannelId": "ChannelId_3",
-    "PricingStrategy": 2,
-    "FraudResult": 0,
-}
-_STR_COLUMNS = [
-    "TransactionId",
-    "BatchId",
-    "AccountId",
-    "SubscriptionId",
-    "CustomerId",
-    "ProviderId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-]
-
-
-def clean_frame(rows: list[dict]) -> pd.DataFrame:
-    """A clean-transactions frame (the common contract) from partial row dicts."""
-    records = []
-    for i, row in enumerate(rows):
-        rec = {**_DEFAULTS, **row, "TransactionId": f"TransactionId_{i}"}
-        rec.setdefault("Value", abs(rec["Amount"]))
-        records.append(rec)
-    df = pd.DataFrame(records)
-    df["TransactionStartTime"] = pd.to_datetime(
-        df["TransactionStartTime"], utc=True, format="ISO8601"
-    )
-    df = df.astype({"Amount": "float64", "Value": "float64", "PricingStrategy": "int64"})
-    df = df.astype({"FraudResult": "int64", **dict.fromkeys(_STR_COLUMNS, "str")})
-    return df.sort_values("TransactionStartTime", kind="stable").reset_index(drop=True)
-
-
-def cashback(customer: str, t: str, amount: float) -> dict:
-    return {
-        "CustomerId": customer,
-        "AccountId": CASHBACK_ACCOUNT,
-        "ProviderId": "ProviderId_4",
-        "ProductId": "ProductId_6",
-        "ProductCategory": "financial_services",
-        "ChannelId": "ChannelId_2",
-        "Amount": -amount,
-        "TransactionStartTime": t,
-    }
-
-
 AS_OF = pd.Timestamp("2019-03-01T00:00:00Z")  # the last transaction of the hand frame
 CUTOFF = AS_OF - pd.Timedelta(days=30)  # 2019-01-30
-
-
-def _tx(customer: str, t: str, amount: float = 1000.0) -> dict:
-    return {"CustomerId": customer, "Amount": amount, "TransactionStartTime": t}
 
 
 def _window_rows() -> list[dict]:
