@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentiles
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 
@@ -43,17 +45,6 @@ HOST = "127.0.0.1"
 # -------------------------------------------------------------------------------------------
 # Load driver (runs in its own process: ``--drive``)
 # -------------------------------------------------------------------------------------------
-
-
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
 
 
 class _Client:
@@ -127,7 +118,7 @@ def _run_threads(
         "errors": sum(errors),
         "seconds": round(elapsed, 2),
         "rps": round(len(flat) / elapsed, 1),
-        **_percentiles(flat),
+        **percentiles(flat),
     }
 
 
@@ -146,7 +137,7 @@ def drive(port: int, ids: list[str], args: argparse.Namespace) -> dict[str, Any]
         seq.append(time.perf_counter() - t0)
         seq_errors += status != 200
     out: dict[str, Any] = {
-        "latency": {"requests": len(seq), "errors": seq_errors, **_percentiles(seq)}
+        "latency": {"requests": len(seq), "errors": seq_errors, **percentiles(seq)}
     }
     out["sustained"] = _run_threads(port, bodies, args.threads, args.seconds, args.rate)
     out["capacity"] = _run_threads(port, bodies, args.threads, args.burst_seconds, None)

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentiles
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 DEFAULT_TOKEN = "soak-admin-token-7f3a9c"
@@ -62,11 +64,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
-    """One GET on a fresh connection: (status, decoded JSON or None)."""
+def _http(
+    method: str, port: int, path: str, body: bytes | None, headers: dict[str, str], timeout: float
+) -> tuple[int, Any]:
+    """One request on a fresh connection: (status, decoded JSON or None)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
     finally:
@@ -75,28 +79,19 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         return resp.status, json.loads(data)
     except ValueError:
         return resp.status, None
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, Any]:
+    """One GET on a fresh connection: (status, decoded JSON or None)."""
+    return _http("GET", port, path, None, {}, timeout)
 
 
 def http_post(
     port: int, path: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 30
 ) -> tuple[int, Any]:
     """One JSON POST on a fresh connection: (status, decoded JSON or None)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request(
-            "POST",
-            path,
-            body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        resp = conn.getresponse()
-        data = resp.read()
-    finally:
-        conn.close()
-    try:
-        return resp.status, json.loads(data)
-    except ValueError:
-        return resp.status, None
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return _http("POST", port, path, json.dumps(body).encode(), headers, timeout)
 
 
 @dataclass
@@ -434,17 +429,6 @@ def drive(
     return [r for part in records for r in part], start
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
-
-
 def prediction_log_loss(url: str, records: list[Record]) -> dict[str, int]:
     """Scored customers of 200 answers that are missing from the prediction log."""
     from collections import Counter
@@ -515,9 +499,9 @@ def summarise(
         "rps": round(len(records) / seconds, 1),
         "mixed_batches": sum(r.mixed for r in ok),
         "wrong_answers": sum(r.wrong for r in ok),
-        **_percentiles([r.t1 - r.t0 for r in records]),
+        **percentiles([r.t1 - r.t0 for r in records]),
         "latency_by_kind": {
-            k: _percentiles([r.t1 - r.t0 for r in records if r.kind == k])
+            k: percentiles([r.t1 - r.t0 for r in records if r.kind == k])
             for k in ("id", "batch", "tx")
         },
     }

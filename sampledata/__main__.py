@@ -7,6 +7,10 @@ The output format follows the suffix (.csv or .parquet): CSV is formatted like t
 ``TransactionStartTime`` as a tz-aware ``timestamp[us, tz=UTC]`` column. The generation parameters
 are recorded beside the output in ``<file>.params.json``. A short summary goes to stdout; the last
 line is a JSON object ``{"path", "rows", "customers", "seconds"}``.
+
+``--daily DIR`` writes the same rows as one file per day instead (``DIR/2018-11-15.csv``, ...;
+``--daily-format parquet`` for Parquet), to replay the nightly feed night by night; the JSON line
+then also has ``files``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="output .csv or .parquet (default: var/data/xente_demo.parquet)",
     )
+    p.add_argument(
+        "--daily",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write one file per day (named by date) into DIR instead of --out",
+    )
+    p.add_argument("--daily-format", choices=("csv", "parquet"), default="csv")
     return p
 
 
@@ -66,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    writer.write(df, out)
-    writer.write_sidecar(out, writer.generation_params(args.rows, args.customers, args.seed))
+    params = writer.generation_params(args.rows, args.customers, args.seed)
+    files: list[Path] = []
+    if args.daily is not None:
+        files = writer.write_daily(df, args.daily, suffix=f".{args.daily_format}")
+        out = args.daily
+        writer.write_sidecar(args.daily / "_generation", params)
+    else:
+        writer.write(df, out)
+        writer.write_sidecar(out, params)
     seconds = time.perf_counter() - t0
     for line in summary_lines(df):
         print(line)
@@ -78,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "customers": int(df["CustomerId"].nunique()),
         "seconds": round(seconds, 3),
     }
+    if files:
+        result["files"] = len(files)
     print(json.dumps(result))
     return 0
 

@@ -119,6 +119,21 @@ def write_partitioned(df: pd.DataFrame, folder: str | Path, partitions: int) -> 
     return paths
 
 
+def write_daily(df: pd.DataFrame, folder: str | Path, suffix: str = ".csv") -> list[Path]:
+    """One file per calendar day (UTC) of ``df`` in ``folder``, named ``YYYY-MM-DD<suffix>``.
+
+    The nightly flow replays them night by night: drop one day's file into a landing folder and
+    run ``python -m flows.nightly``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    days = pd.to_datetime(df["TransactionStartTime"], utc=True).dt.strftime("%Y-%m-%d")
+    return [
+        write(rows.reset_index(drop=True), folder / f"{day}{suffix}")
+        for day, rows in df.groupby(days, sort=True)
+    ]
+
+
 def generation_params(rows: int, customers: int, seed: int) -> dict[str, object]:
     """What determines a generated file's content (recorded in its sidecar)."""
     return {

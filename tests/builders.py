@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from credit.clean import STRING_COLUMNS
 from schemas.vocab import CASHBACK_ACCOUNT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ SAMPLE_HEAD = SHARED / "data" / "xente" / "sample_head.csv"
 
 MODEL_NAME = "bati-credit"
 WINDOW_DAYS = 60
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghij"  # >= 32 characters (api.config)
 
 
 @dataclass
@@ -165,17 +166,6 @@ _DEFAULTS = {
     "PricingStrategy": 2,
     "FraudResult": 0,
 }
-_STR_COLUMNS = [
-    "TransactionId",
-    "BatchId",
-    "AccountId",
-    "SubscriptionId",
-    "CustomerId",
-    "ProviderId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-]
 
 
 def clean_frame(rows: list[dict], unit: str = "us") -> pd.DataFrame:
@@ -190,7 +180,7 @@ def clean_frame(rows: list[dict], unit: str = "us") -> pd.DataFrame:
         df["TransactionStartTime"], utc=True, format="ISO8601"
     ).dt.as_unit(unit)
     df = df.astype({"Amount": "float64", "Value": "float64", "PricingStrategy": "int64"})
-    df = df.astype({"FraudResult": "int64", **dict.fromkeys(_STR_COLUMNS, "str")})
+    df = df.astype({"FraudResult": "int64", **dict.fromkeys(STRING_COLUMNS, "str")})
     return df.sort_values("TransactionStartTime", kind="stable").reset_index(drop=True)
 
 

@@ -25,6 +25,7 @@ from builders import SAMPLE_HEAD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from credit.clean import STRING_COLUMNS
 from credit.features import (
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
@@ -125,8 +126,8 @@ def test_ingestion_keeps_every_row_exactly_once(
         result = ingest(path, max_bad_share=1.0)
     n = len(frame)
     broken = {pos for pos, _, _ in spec["cells"]}
-    assert result.report["rows"] == n
-    assert result.report["valid"] + result.report["quarantined"] == n
+    assert result.report.rows == n
+    assert result.report.valid + result.report.quarantined == n
     assert sorted(result.quarantined_rows["row_number"]) == sorted(p + 1 for p in broken)
     assert set(result.quarantine["row_number"]) == {p + 1 for p in broken}
     untouched = [raw.loc[r, "TransactionId"] for i, r in enumerate(spec["rows"]) if i not in broken]
@@ -141,17 +142,7 @@ def test_ingestion_keeps_every_row_exactly_once(
 
 AS_OF = pd.Timestamp("2019-02-13T00:00:00Z")
 _SHARE_GROUPS = ("tod", "dow", "category", "channel", "provider", "pricing")
-_STRINGS = (
-    "TransactionId",
-    "BatchId",
-    "AccountId",
-    "SubscriptionId",
-    "CustomerId",
-    "ProviderId",
-    "ProductId",
-    "ProductCategory",
-    "ChannelId",
-)
+_STRINGS = STRING_COLUMNS
 
 
 @st.composite

@@ -568,6 +568,27 @@ def test_cli_writes_the_requested_file(tmp_path: Path, suffix: str) -> None:
         pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_dtype=False)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_cli_daily_writes_one_file_per_day_with_every_row(tmp_path: Path, fmt: str) -> None:
+    folder = tmp_path / "landing"
+    args = ("--rows", "3000", "--customers", "150", "--seed", "4")
+    proc = _cli(*args, "--daily", str(folder), "--daily-format", fmt)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    files = sorted(folder.glob(f"*.{fmt}"))
+    assert result["files"] == len(files) == 91  # the real span: 91 calendar days
+    assert files[0].name == f"2018-11-15.{fmt}" and files[-1].name == f"2019-02-13.{fmt}"
+    expected = sampledata.generate(3_000, 150, 4)
+    read = pd.read_csv if fmt == "csv" else pd.read_parquet
+    days = [read(f) for f in files]
+    assert sum(len(d) for d in days) == len(expected)
+    for f, day in zip(files, days, strict=True):
+        stamps = pd.to_datetime(day["TransactionStartTime"], utc=True)
+        assert (stamps.dt.strftime("%Y-%m-%d") == f.stem).all()
+    back = pd.concat(days)["TransactionId"]
+    assert sorted(back) == sorted(expected["TransactionId"])
+
+
 def test_cli_default_writes_the_demo_set(tmp_path: Path) -> None:
     proc = _cli(env={"BATI_VAR_DIR": str(tmp_path / "var")})
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,32 @@
+"""The nightly transaction feed: landing sources, the ingestion manifest, the transaction store.
+
+Layer: imports credit/ (cleaning constants), schemas/ and registry.db (engines); never flows/.
+"""
+
+from feed.landing import LANDING_ENV, LandedFile, LandingFolder, LandingScan
+from feed.manifest import Manifest, ManifestEntry
+from feed.store import (
+    STORE_ENV,
+    AppendResult,
+    ParquetStore,
+    SqlStore,
+    StoreError,
+    TransactionStore,
+    open_store,
+)
+
+__all__ = [
+    "LANDING_ENV",
+    "STORE_ENV",
+    "AppendResult",
+    "LandedFile",
+    "LandingFolder",
+    "LandingScan",
+    "Manifest",
+    "ManifestEntry",
+    "ParquetStore",
+    "SqlStore",
+    "StoreError",
+    "TransactionStore",
+    "open_store",
+]

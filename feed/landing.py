@@ -1,0 +1,91 @@
+"""Landing sources: where the bank's new transactions arrive before the nightly ingestion.
+
+- :class:`LandingFolder` (``BATI_LANDING`` or ``--landing DIR``): CSV or Parquet files under any
+  names. A file is pending when its sha256 is not in the store's manifest; a known name with new
+  content is pending too, and reported as changed. Files whose names begin with ``.`` or ``_``
+  or end in ``.tmp``/``.part`` are still being written and wait for the next night; symbolic
+  links are not followed (a link may point anywhere, or back into the folder), and are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from feed.manifest import Manifest
+
+LANDING_ENV = "BATI_LANDING"
+SUFFIXES = (".csv", ".parquet", ".pq")
+_WRITING = (".tmp", ".part", ".crdownload")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """One file waiting to be ingested."""
+
+    path: Path
+    sha256: str
+    size: int
+    changed: bool  # a name the manifest knows, with new content
+
+
+@dataclass
+class LandingScan:
+    """What a look at the landing folder found."""
+
+    pending: list[LandedFile] = field(default_factory=list)
+    already_ingested: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why
+
+
+def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LandingFolder:
+    """A folder new transaction files land in (searched recursively, links never followed)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).expanduser()
+        if not self.folder.is_dir():
+            raise FileNotFoundError(
+                f"landing folder {self.folder} does not exist: set {LANDING_ENV} or --landing"
+            )
+
+    def scan(self, manifest: Manifest) -> LandingScan:
+        """Pending files in name order, with what was skipped and why."""
+        known = manifest.known_hashes()
+        names = {Path(p).name for p in manifest.paths()}
+        scan = LandingScan()
+        for dirpath, dirnames, filenames in os.walk(self.folder, followlinks=False):
+            base = Path(dirpath)
+            for d in list(dirnames):
+                if (base / d).is_symlink():
+                    scan.skipped[str((base / d).relative_to(self.folder))] = "symbolic link"
+                    dirnames.remove(d)
+                elif d.startswith((".", "_")):
+                    dirnames.remove(d)
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = base / name
+                rel = str(path.relative_to(self.folder))
+                if path.is_symlink():
+                    scan.skipped[rel] = "symbolic link"
+                elif name.startswith((".", "_")) or name.endswith(_WRITING):
+                    scan.skipped[rel] = "still being written (hidden or temporary name)"
+                elif not name.lower().endswith(SUFFIXES):
+                    scan.skipped[rel] = "not a CSV or Parquet file"
+                else:
+                    digest = sha256_file(path)
+                    if digest in known:
+                        scan.already_ingested.append(rel)
+                    else:
+                        size = path.stat().st_size
+                        scan.pending.append(LandedFile(path, digest, size, name in names))
+        return scan
