@@ -227,3 +227,34 @@ def test_sigkill_at_any_point_then_rerun_stores_every_row_once(
     back = store.read()
     assert back["TransactionId"].is_unique
     assert list(back.columns) == list(STORE_COLUMNS)
+
+
+def test_sql_landing_reads_past_the_watermark(tmp_path: Path, sample_head_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from feed.landing import SqlLanding
+
+    head = pd.read_csv(sample_head_path, dtype=str)  # the real rows as text, like the CSV
+    head = head.sort_values("TransactionStartTime", ignore_index=True)
+    url = f"sqlite:///{tmp_path / 'bank.db'}"
+    engine = create_engine(url)
+    head.iloc[:30].to_sql("landed", engine, index=False)
+    store = open_store(str(tmp_path / "store"))
+    source = SqlLanding(f"{url}#landed")
+    first = source.read(store.manifest)
+    assert len(first.raw) == 30 and first.since is None
+    assert first.watermark == pd.Timestamp(head["TransactionStartTime"].iloc[29]).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    store.manifest.record(
+        ManifestEntry(first.source, "1" * 64, 0, 30, 30, 0, 30, 0, 0, "r", now(), first.watermark)
+    )
+    head.iloc[30:].to_sql("landed", engine, index=False, if_exists="append")
+    second = source.read(store.manifest)
+    assert second.since == first.watermark
+    newer = head["TransactionStartTime"] >= head["TransactionStartTime"].iloc[29]
+    assert len(second.raw) == int(newer.sum())  # from the watermark on, inclusive
+    assert "password" not in SqlLanding("postgresql://u:password@h/db#t").source
+    with pytest.raises(ValueError, match="#"):
+        SqlLanding(url)
+    engine.dispose()
