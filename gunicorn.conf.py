@@ -5,15 +5,30 @@ Overrides come from the environment: ``BATI_API_BIND`` (default 127.0.0.1:8000),
 default 4), ``BATI_API_TIMEOUT`` (seconds, default 120), ``BATI_API_ACCESSLOG`` (a path or "-";
 off by default). Each worker loads the champion itself: ``preload_app`` stays off, so no
 thread or database connection is created in the master before the fork.
+
+The API's settings (``BATI_*``, :mod:`api.config`) are validated here, in the master, so a bad
+value stops the server at start-up with one line naming the variable.
+
+Slow clients: the worker (:mod:`api.worker`) is gunicorn's gthread worker with each request's
+headers and body read in its selector loop under one deadline (``BATI_REQUEST_TIMEOUT_SECONDS``),
+so a client that trickles bytes holds no thread and is answered 400 when the deadline passes.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+
+from api.config import load_settings
+
+try:
+    load_settings()
+except ValueError as _exc:
+    sys.exit(f"bati api: refused setting {_exc}")
 
 bind = os.environ.get("BATI_API_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
-worker_class = "gthread"  # threads + HTTP keep-alive
+worker_class = "api.worker.BufferingThreadWorker"  # gthread + whole-request deadline
 threads = int(os.environ.get("BATI_API_THREADS", "4"))
 keepalive = 5
 # Generous: a worker loads the champion and scores the whole snapshot before it serves (a few

@@ -6,22 +6,39 @@ root). Development: ``flask --app api run``. Configuration comes from the enviro
 ``BATI_MAX_BATCH``, ``BATI_MAX_BODY_BYTES``, ``BATI_MAX_TRANSACTIONS``,
 ``BATI_REQUEST_TIMEOUT_SECONDS``; see
 :mod:`api.config`), overridden by the dict given to :func:`create_app`.
+
+Importing the package is cheap (``gunicorn.conf.py`` validates the settings with it in the
+master); the app's modules are imported by :func:`create_app`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
-
-from flask import Flask, Response, g
+from typing import TYPE_CHECKING, Any
 
 from api.config import Settings, load_settings
-from api.errors import ApiError, register_error_handlers
-from api.http import REQUEST_ID_HEADER, set_request_id
-from api.state import EXTENSION, BatiState, get_state
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from api.errors import ApiError
+    from api.state import BatiState, get_state
 
 __all__ = ["ApiError", "BatiState", "Settings", "create_app", "get_state"]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports (``api.ApiError``, ``api.BatiState``, ``api.get_state``)."""
+    if name == "ApiError":
+        from api.errors import ApiError
+
+        return ApiError
+    if name in ("BatiState", "get_state"):
+        from api import state
+
+        return getattr(state, name)
+    raise AttributeError(name)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -33,10 +50,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     environment; ``registry`` may pass a ready :class:`registry.Registry` instance.
     The champion is loaded here when possible (a failure only leaves ``/ready`` at 503);
     the reload and prediction-log threads start with the first request of each process.
+    ``app.extensions["bati"].close()`` (also run at interpreter exit and by gunicorn's
+    ``worker_exit``) stops them and closes the app's one registry handle.
     """
+    from flask import Flask, Response, g
+
     from api.blueprints import health, models, score
+    from api.errors import register_error_handlers
+    from api.http import CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, set_request_id
     from api.openapi import OPENAPI_KEY, build_openapi
     from api.openapi import bp as docs_bp
+    from api.state import EXTENSION, BatiState
 
     options = dict(config or {})
     registry = options.pop("registry", None)
@@ -48,11 +72,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.compact = True  # type: ignore[attr-defined]
     state = BatiState(settings, registry)
     app.extensions[EXTENSION] = state
-    app.extensions[OPENAPI_KEY] = build_openapi(settings)
 
     register_error_handlers(app)
     for bp in (health.bp, score.bp, models.bp, docs_bp):
         app.register_blueprint(bp)
+    app.extensions[OPENAPI_KEY] = build_openapi(app, settings)
 
     @app.before_request
     def _start_request() -> None:
@@ -67,6 +91,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         rid = g.get("request_id")
         if rid:
             response.headers[REQUEST_ID_HEADER] = rid
+        client_id = g.get("client_request_id")
+        if client_id:
+            response.headers[CLIENT_REQUEST_ID_HEADER] = client_id
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 DEFAULT_MODEL_NAME = "bati-credit"
 MIB = 1024 * 1024
+MIN_TOKEN_CHARS = 32
+MAX_SECONDS = 86_400.0  # a day: larger waits are a typo, and inf/nan break timers and JSON
+
+
+class SettingError(ValueError):
+    """One refused setting; ``str()`` is one line naming it (the env variable when known)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -21,7 +33,7 @@ class Settings:
 
     db_url: str | None = None  # BATI_DB_URL
     model_name: str = DEFAULT_MODEL_NAME  # BATI_MODEL_NAME
-    admin_token: str | None = None  # BATI_ADMIN_TOKEN
+    admin_token: str | None = field(default=None, repr=False)  # BATI_ADMIN_TOKEN
     reload_seconds: float = 30.0  # BATI_RELOAD_SECONDS
     max_batch: int = 1000  # BATI_MAX_BATCH
     max_body_bytes: int = 2 * MIB  # BATI_MAX_BODY_BYTES
@@ -34,15 +46,24 @@ class Settings:
     load_on_start: bool = True  # try to load the champion inside create_app
 
     def __post_init__(self) -> None:
-        if self.reload_seconds <= 0:
-            raise ValueError("reload_seconds must be positive")
-        if self.request_timeout_seconds <= 0:
-            raise ValueError("request_timeout_seconds must be positive")
+        for name in ("reload_seconds", "request_timeout_seconds", "log_flush_seconds"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value)):
+                raise SettingError(name, "must be a finite number of seconds")
+            if not 0 < value <= MAX_SECONDS:
+                raise SettingError(name, f"must be more than 0 and at most {MAX_SECONDS:g} s")
         for name in ("max_batch", "max_body_bytes", "max_transactions", "log_queue_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.admin_token is not None and not self.admin_token.strip():
-            object.__setattr__(self, "admin_token", None)
+                raise SettingError(name, "must be at least 1")
+        token = self.admin_token.strip() if self.admin_token is not None else None
+        if token is not None and token and len(token) < MIN_TOKEN_CHARS:
+            # Never quote the token, only its length.
+            raise SettingError(
+                "admin_token",
+                f"is {len(token)} characters; use at least {MIN_TOKEN_CHARS} (for example "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        object.__setattr__(self, "admin_token", token or None)
 
     def public(self) -> dict[str, Any]:
         """The settings safe to show (the token and the database URL are not)."""
@@ -66,6 +87,9 @@ _ENV: dict[str, tuple[str, type]] = {
 }
 
 
+_KIND = {int: "whole number", float: "number", str: "string"}
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -79,8 +103,11 @@ def load_settings(
         try:
             values[name] = kind(raw)
         except ValueError:
-            raise ValueError(f"environment variable {var} must be a {kind.__name__}") from None
-    settings = replace(Settings(), **values)
+            raise SettingError(var, f"must be a {_KIND[kind]}") from None
+    try:
+        settings = replace(Settings(), **values)
+    except SettingError as exc:  # name the environment variable that holds the bad value
+        raise SettingError(_ENV[exc.name][0], exc.problem) from None
     if overrides:
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(overrides) - known)

@@ -10,10 +10,13 @@ import logging
 import traceback
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("api.errors")
+MAX_DETAILS = 200  # field errors listed in one error body; the rest are counted
+MAX_MESSAGE = 500
+TRUNCATED = "details_truncated"
 
 # Default machine-readable code of each HTTP status the API can answer with.
 STATUS_CODES: dict[int, str] = {
@@ -55,6 +58,21 @@ def field_error(field: str | None, type_: str, message: str) -> dict[str, Any]:
     return {"field": field, "type": type_, "message": message}
 
 
+def capped(details: list[dict[str, Any]], total: int | None = None) -> list[dict[str, Any]]:
+    """At most :data:`MAX_DETAILS` details; a last entry says how many were left out.
+
+    ``total`` is the full count when ``details`` was already cut by the caller.
+    """
+    if len(details) == MAX_DETAILS + 1 and details[-1].get("type") == TRUNCATED:
+        return details  # already capped by the caller
+    total = len(details) if total is None else total
+    if total <= MAX_DETAILS:
+        return details
+    left = total - MAX_DETAILS
+    note = field_error(None, TRUNCATED, f"{left} more error(s) left out of {total}")
+    return [*details[:MAX_DETAILS], note]
+
+
 def error_response(
     status: int,
     code: str,
@@ -62,9 +80,22 @@ def error_response(
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """The JSON error response (the request id travels in the ``X-Request-ID`` header)."""
-    resp = jsonify({"error": {"code": code, "message": message, "details": details or []}})
-    resp.status_code = status
+    """The JSON error response (the request id travels in the ``X-Request-ID`` header).
+
+    Bounded whatever the request: at most :data:`MAX_DETAILS` details (plus one counting
+    the rest) and messages of at most :data:`MAX_MESSAGE` characters.
+    """
+    from api.payloads import ErrorBody, ErrorDetail, ErrorResponse
+
+    short = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+    body = ErrorResponse(
+        error=ErrorBody(
+            code=code,
+            message=short,
+            details=[ErrorDetail.model_validate(d) for d in capped(list(details or []))],
+        )
+    )
+    resp = Response(body.model_dump_json(), status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
         resp.headers[key] = value
     return resp

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from api.payloads import ScoreResult
+
 log = logging.getLogger("api.holder")
 
 # score_frame column -> response field
@@ -94,9 +96,9 @@ def result_records(
     model_version: int,
     source: str,
     as_of: dict[str, str | None] | str | None,
-) -> dict[str, dict[str, Any]]:
-    """``score_frame`` output -> {customer id: response dict} (JSON-ready, NaN as ``None``)."""
-    out: dict[str, dict[str, Any]] = {}
+) -> dict[str, ScoreResult]:
+    """``score_frame`` output -> {customer id: validated :class:`ScoreResult`}."""
+    out: dict[str, ScoreResult] = {}
     if frame.empty:
         return out
     columns = {src: dst for src, dst in RESULT_FIELDS.items() if src in frame.columns}
@@ -117,8 +119,30 @@ def result_records(
         record["model_version"] = int(model_version)
         record["source"] = source
         record["features_as_of"] = as_of.get(str(customer)) if isinstance(as_of, dict) else as_of
-        out[str(customer)] = record
+        out[str(customer)] = ScoreResult.model_validate(record)
     return out
+
+
+def input_problem(features: tuple[str, ...], model_name: str, version: int) -> str | None:
+    """Why the model cannot score the customer features this API builds, or ``None``.
+
+    The API serves the transaction features of :mod:`credit.features` (the snapshot and the
+    on-the-fly featuriser); a model trained on other columns (bring-your-own-labels) would be
+    scored on filler values, so it is refused instead.
+    """
+    from credit.features import FEATURE_COLUMNS
+
+    if not features:
+        return f"{model_name} v{version} declares no input features; the API cannot score it"
+    missing = [f for f in features if f not in FEATURE_COLUMNS]
+    if not missing:
+        return None
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return (
+        f"{model_name} v{version} needs {len(missing)} input(s) the API does not build from "
+        f"transactions ({shown}); serve a model trained on the transaction features "
+        "(BATI_MODEL_NAME) or score it offline"
+    )
 
 
 @dataclass(frozen=True)
@@ -130,9 +154,10 @@ class ServedModel:
     features: tuple[str, ...]
     window_days: int | None
     snapshot_as_of: str | None
-    table: Mapping[str, dict[str, Any]] = field(repr=False)
+    table: Mapping[str, ScoreResult] = field(repr=False)
     loaded_at: str
     load_seconds: float
+    input_problem: str | None = None  # the champion cannot score what the API serves
 
     @property
     def name(self) -> str:
@@ -163,9 +188,10 @@ def build_served(info: Any, model: Any, snapshot: pd.DataFrame | None) -> Served
     features = tuple(info.features or getattr(model, "feature_names_", ()))
     window = (info.params or {}).get("observation_days")
     window_days = int(window) if window is not None else None
-    table: dict[str, dict[str, Any]] = {}
+    table: dict[str, ScoreResult] = {}
     as_of = None
-    if snapshot is not None and len(snapshot):
+    problem = input_problem(features, str(info.model_name), int(info.version))
+    if problem is None and snapshot is not None and len(snapshot):
         as_of = snapshot_as_of(snapshot)
         X = align_features(snapshot, list(features))
         X.index = X.index.astype(str)
@@ -186,6 +212,7 @@ def build_served(info: Any, model: Any, snapshot: pd.DataFrame | None) -> Served
         table=table,
         loaded_at=datetime.now(UTC).isoformat(),
         load_seconds=round(time.perf_counter() - start, 3),
+        input_problem=problem,
     )
 
 
@@ -218,8 +245,10 @@ class ModelHolder:
         *,
         snapshot_reader: Callable[[Any], pd.DataFrame | None] | None = None,
         snapshot_version: Callable[[Any], Any] | None = None,
+        on_failure: Callable[[BaseException], str | None] | None = None,
     ) -> None:
         self._registry = registry
+        self._on_failure = on_failure
         self.model_name = model_name
         self.reload_seconds = float(reload_seconds)
         self._snapshot_reader = snapshot_reader
@@ -253,8 +282,10 @@ class ModelHolder:
             try:
                 return self._refresh_locked()
             except Exception as exc:  # keep serving the last good model, whatever failed
+                # The owner may know better (a query failed because the schema is gone).
+                better = self._on_failure(exc) if self._on_failure is not None else None
                 self.status["failures"] += 1
-                self.status["last_error"] = _short(exc)
+                self.status["last_error"] = better or _short(exc)
                 served = self._current
                 log.error(
                     "model reload failed (%s: %s); %s",

@@ -13,21 +13,33 @@ from typing import Any, TypeVar
 
 from flask import g, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from api.errors import ApiError, field_error
+from api.errors import MAX_DETAILS, ApiError, capped, field_error
 
 M = TypeVar("M", bound=BaseModel)
 REQUEST_ID_HEADER = "X-Request-ID"
+CLIENT_REQUEST_ID_HEADER = "X-Client-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _MAX_KEY = 64
 _READ_CHUNK = 64 * 1024
+UNKNOWN_FIELD = "unknown field (this object accepts only the fields of its schema)"
 
 
-def request_id() -> str:
-    """The caller's ``X-Request-ID`` if it is a safe token (<= 64 chars), else a new UUID."""
+def client_request_id() -> str | None:
+    """The caller's ``X-Request-ID`` when it is a safe token (<= 64 chars), else ``None``.
+
+    It is kept beside the server's own id (prediction log, ``X-Client-Request-ID``), never
+    used as the audit key: two callers could send the same one.
+    """
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else None
+
+
+def _malformed_body(exc: BaseException) -> bool:
+    """A body the HTTP layer cannot decode (bad chunk size, missing terminator, cut short)."""
+    module = type(exc).__module__ or ""
+    return module.startswith("gunicorn.http") or module.startswith("werkzeug")
 
 
 def _reject_constant(name: str) -> Any:
@@ -61,6 +73,19 @@ def _read_body() -> bytes:
     so a client that stalls or trickles its body is answered 400 ``body_timeout`` instead of
     holding a worker thread; elsewhere (test client, development server) a plain read.
     """
+    try:
+        return _read_body_until_deadline()
+    except ApiError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, HTTPException) or not _malformed_body(exc):
+            raise
+        raise ApiError(
+            400, "malformed_body", "the request body is not valid HTTP framing"
+        ) from None
+
+
+def _read_body_until_deadline() -> bytes:
     sock = request.environ.get("gunicorn.socket")
     deadline = g.get("deadline")
     if sock is None or deadline is None:
@@ -80,6 +105,8 @@ def _read_body() -> bytes:
     except (OSError, ClientDisconnected) as exc:  # werkzeug wraps the socket's TimeoutError
         timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
         if not timed_out:
+            if isinstance(exc, ClientDisconnected) or _malformed_body(exc):
+                raise ApiError(400, "malformed_body", "the request body ended early") from None
             raise
         raise ApiError(
             400,
@@ -107,15 +134,23 @@ def field_path(loc: Sequence[Any], prefix: str = "") -> str | None:
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as field details, without the offending input values."""
+    """Pydantic errors as field details, without the offending input values or keys.
+
+    An unknown key is the caller's text: its detail names the object that holds it, never the
+    key itself. At most :data:`api.errors.MAX_DETAILS` details, plus one counting the rest.
+    """
+    errors = exc.errors(include_input=False, include_url=False, include_context=True)
     details = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=True):
+    for err in errors[:MAX_DETAILS]:
         loc = list(err["loc"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            loc, message = loc[:-1], UNKNOWN_FIELD
         named = (err.get("ctx") or {}).get("field")  # model-level rules name their field
         if isinstance(named, str):
             loc.append(named)
-        details.append(field_error(field_path(loc), err["type"], err["msg"]))
-    return details
+        details.append(field_error(field_path(loc), err["type"], message))
+    return capped(details, total=len(errors))
 
 
 def validate(model: type[M], data: Any, context: dict[str, Any] | None = None) -> M:
@@ -126,7 +161,7 @@ def validate(model: type[M], data: Any, context: dict[str, Any] | None = None) -
         details = validation_details(exc)
         fields = sorted({d["field"] for d in details if d["field"]})
         named = ", ".join(fields[:5]) + (" ..." if len(fields) > 5 else "")
-        message = f"{len(details)} invalid field(s)" + (f": {named}" if named else "")
+        message = f"{exc.error_count()} invalid field(s)" + (f": {named}" if named else "")
         raise ApiError(422, "validation_error", message, details) from None
 
 
@@ -152,6 +187,8 @@ def require_admin(token: str | None) -> None:
 
 
 def set_request_id() -> str:
-    rid = request_id()
+    """The server's id of this request (the audit key) and the caller's own id, if any."""
+    rid = uuid.uuid4().hex
     g.request_id = rid
+    g.client_request_id = client_request_id()
     return rid

@@ -6,14 +6,16 @@ from __future__ import annotations
 import copy
 import html
 import json
+import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api import payloads as p
 from api.config import Settings
+from api.contract import Endpoint, endpoint, spec_of
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -21,118 +23,14 @@ ERROR_TEXT = {
     401: "Missing or malformed bearer token",
     403: "Wrong token, or admin endpoints disabled",
     404: "Unknown customer or version",
-    409: "Promotion refused (already champion, nothing to roll back to)",
+    409: "Promotion refused (already champion, nothing to roll back to, artifact fails its "
+    "check), or the champion cannot score the inputs this API serves",
     413: "Body larger than the configured limit, or scoring it exceeds the time budget",
     415: "Content-Type is not application/json",
     422: "Validation error: every bad field is named in details",
-    503: "No champion loaded yet, or the registry database is unavailable",
+    503: "No champion loaded yet, the registry database is unavailable, or its schema is not "
+    "the one this code expects",
 }
-JSON_ERRORS_IN = (400, 413, 415, 422)
-
-
-def _operations() -> list[dict[str, Any]]:
-    """(path, method, summary, request model, 200 model, error codes, admin) of every route."""
-    return [
-        dict(
-            path="/health",
-            method="get",
-            op="health",
-            tag="health",
-            ok=p.HealthResponse,
-            summary="Liveness: the process answers (no model needed)",
-            errors=(),
-        ),
-        dict(
-            path="/ready",
-            method="get",
-            op="ready",
-            tag="health",
-            ok=p.ReadyResponse,
-            summary="Readiness: 200 once a champion is loaded, else 503",
-            errors=(503,),
-        ),
-        dict(
-            path="/v1/score",
-            method="post",
-            op="score",
-            tag="scoring",
-            body=p.ScoreRequest,
-            ok=p.ScoreResponse,
-            errors=(*JSON_ERRORS_IN, 404, 503),
-            summary="Score one customer (by id from the latest snapshot, or from raw transactions)",
-        ),
-        dict(
-            path="/v1/score/batch",
-            method="post",
-            op="scoreBatch",
-            tag="scoring",
-            body=p.BatchRequest,
-            ok=p.BatchResponse,
-            errors=(*JSON_ERRORS_IN, 503),
-            summary="Score many customers in one call; unknown ones are listed in errors",
-        ),
-        dict(
-            path="/v1/models",
-            method="get",
-            op="listModels",
-            tag="models",
-            ok=p.ModelList,
-            errors=(503,),
-            summary="Registered versions of the served model and their metrics",
-        ),
-        dict(
-            path="/v1/models/champion",
-            method="get",
-            op="champion",
-            tag="models",
-            ok=p.ChampionResponse,
-            errors=(503,),
-            summary="The registry's champion and the version this process serves",
-        ),
-        dict(
-            path="/v1/models/{version}/promote",
-            method="post",
-            op="promote",
-            tag="admin",
-            body=p.AdminRequest,
-            ok=p.AdminResponse,
-            admin=True,
-            errors=(*JSON_ERRORS_IN, 401, 403, 404, 409, 503),
-            summary="Make a version the champion (bearer token; audited)",
-        ),
-        dict(
-            path="/v1/models/rollback",
-            method="post",
-            op="rollback",
-            tag="admin",
-            body=p.AdminRequest,
-            ok=p.AdminResponse,
-            admin=True,
-            errors=(*JSON_ERRORS_IN, 401, 403, 409, 503),
-            summary="Re-instate the previous champion (bearer token; audited)",
-        ),
-        dict(
-            path="/openapi.json",
-            method="get",
-            op="openapi",
-            tag="docs",
-            ok=None,
-            ok_schema={"type": "object"},
-            errors=(),
-            summary="This OpenAPI 3.1 document",
-        ),
-        dict(
-            path="/docs",
-            method="get",
-            op="docs",
-            tag="docs",
-            ok=None,
-            media="text/html",
-            ok_schema={"type": "string"},
-            errors=(),
-            summary="Interactive documentation page",
-        ),
-    ]
 
 
 def _set_max_items(schema: dict[str, Any], prop: str, limit: int) -> None:
@@ -143,11 +41,46 @@ def _set_max_items(schema: dict[str, Any], prop: str, limit: int) -> None:
             branch["maxItems"] = limit
 
 
-def build_openapi(settings: Settings) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for ``settings`` (limits published as ``maxItems``)."""
-    inputs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in p.REQUEST_MODELS]
-    outputs: list[tuple[type[BaseModel], Any]] = [(m, "serialization") for m in p.RESPONSE_MODELS]
-    refs, top = models_json_schema([*inputs, *outputs], ref_template=REF)
+class UndocumentedRoute(RuntimeError):
+    """A route has no ``@endpoint`` declaration, so the API contract would be incomplete."""
+
+
+_VARIABLE = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+_PATH_PARAMS = {
+    "int": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "default": {"type": "string"},
+}
+
+
+def _routes(app: Flask) -> list[tuple[str, str, Endpoint, list[dict[str, Any]]]]:
+    """(OpenAPI path, method, declaration, path parameters) of every route of ``app``."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        spec = spec_of(app.view_functions[rule.endpoint])
+        if spec is None:
+            raise UndocumentedRoute(f"route {rule.rule} ({rule.endpoint}) has no @endpoint")
+        params = []
+        for converter, name in _VARIABLE.findall(rule.rule):
+            schema = _PATH_PARAMS.get(converter or "default", _PATH_PARAMS["default"])
+            params.append({"name": name, "in": "path", "required": True, "schema": dict(schema)})
+        path = _VARIABLE.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            out.append((path, method.lower(), spec, params))
+    return out
+
+
+def build_openapi(app: Flask, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``app``'s routes (limits published as ``maxItems``)."""
+    routes = _routes(app)
+    inputs = {spec.body for _, _, spec, _ in routes if spec.body is not None}
+    outputs = {spec.ok for _, _, spec, _ in routes if spec.ok is not None} | {p.ErrorResponse}
+    refs, top = models_json_schema(
+        [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
+        + [(m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__)],
+        ref_template=REF,
+    )
     schemas = copy.deepcopy(top.get("$defs", {}))
 
     def ref(model: type[BaseModel], mode: str) -> dict[str, str]:
@@ -156,56 +89,51 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     def name_of(model: type[BaseModel], mode: str) -> str:
         return ref(model, mode)["$ref"].rsplit("/", 1)[-1]
 
-    _set_max_items(schemas[name_of(p.BatchRequest, "validation")], "customers", settings.max_batch)
-    _set_max_items(
-        schemas[name_of(p.ScoreRequest, "validation")], "transactions", settings.max_transactions
-    )
+    if p.BatchRequest in inputs:
+        batch = schemas[name_of(p.BatchRequest, "validation")]
+        _set_max_items(batch, "customers", settings.max_batch)
+    if p.ScoreRequest in inputs or p.BatchRequest in inputs:
+        one = schemas[name_of(p.ScoreRequest, "validation")]
+        _set_max_items(one, "transactions", settings.max_transactions)
     request_id_header = {
         "X-Request-ID": {
-            "description": "The caller's X-Request-ID (1-64 of A-Z a-z 0-9 . _ : -) or a new id",
+            "description": "The server's id of this request (also in the prediction log)",
             "schema": {"type": "string"},
         }
     }
     error_ref = ref(p.ErrorResponse, "serialization")
     paths: dict[str, Any] = {}
-    for op in _operations():
-        ok_schema = op["ok_schema"] if op["ok"] is None else ref(op["ok"], "serialization")
+    for path, method, spec, params in routes:
+        ok_schema = spec.ok_schema if spec.ok is None else ref(spec.ok, "serialization")
         responses: dict[str, Any] = {
             "200": {
                 "description": "OK",
                 "headers": request_id_header,
-                "content": {op.get("media", "application/json"): {"schema": ok_schema}},
+                "content": {spec.media: {"schema": ok_schema}},
             }
         }
-        for code in sorted(set(op["errors"])):
+        for code in sorted(set(spec.errors)):
             responses[str(code)] = {
                 "description": ERROR_TEXT[code],
                 "headers": request_id_header,
                 "content": {"application/json": {"schema": error_ref}},
             }
         operation: dict[str, Any] = {
-            "operationId": op["op"],
-            "summary": op["summary"],
-            "tags": [op["tag"]],
+            "operationId": spec.op,
+            "summary": spec.summary,
+            "tags": [spec.tag],
             "responses": responses,
         }
-        if op.get("body") is not None:
+        if spec.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ref(op["body"], "validation")}},
+                "content": {"application/json": {"schema": ref(spec.body, "validation")}},
             }
-        if "{version}" in op["path"]:
-            operation["parameters"] = [
-                {
-                    "name": "version",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                }
-            ]
-        if op.get("admin"):
+        if params:
+            operation["parameters"] = params
+        if spec.admin:
             operation["security"] = [{"bearerAuth": []}]
-        paths.setdefault(op["path"], {})[op["method"]] = operation
+        paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
         "info": {
@@ -336,12 +264,27 @@ OPENAPI_KEY = "bati_openapi"
 
 
 @bp.get("/openapi.json")
+@endpoint(
+    op="openapi",
+    tag="docs",
+    summary="This OpenAPI 3.1 document",
+    ok=None,
+    ok_schema={"type": "object"},
+)
 def openapi_json() -> Response:
     """The OpenAPI 3.1 document."""
     return jsonify(current_app.extensions[OPENAPI_KEY])
 
 
 @bp.get("/docs")
+@endpoint(
+    op="docs",
+    tag="docs",
+    summary="Interactive documentation page",
+    ok=None,
+    media="text/html",
+    ok_schema={"type": "string"},
+)
 def docs() -> Response:
     """Interactive docs rendered from the OpenAPI document."""
     page = current_app.extensions.get("bati_docs_html")

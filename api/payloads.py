@@ -340,10 +340,14 @@ class HealthResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
+    """A champion is served; ``registry_error`` names a registry problem the process is
+    riding out with this model (database unavailable, schema not current), else null."""
+
     status: Literal["ready"]
     model_name: str
     model_version: int
     loaded_at: str
+    registry_error: str | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -364,16 +368,3 @@ class ErrorResponse(BaseModel):
     """The one error shape of every endpoint."""
 
     error: ErrorBody
-
-
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (ScoreRequest, BatchRequest, AdminRequest)
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
-    ScoreResponse,
-    BatchResponse,
-    ModelList,
-    ChampionResponse,
-    AdminResponse,
-    HealthResponse,
-    ReadyResponse,
-    ErrorResponse,
-)

@@ -24,7 +24,8 @@ from typing import Any
 log = logging.getLogger("api.predlog")
 
 LOG_COLUMNS = (
-    "request_id",
+    "request_id",  # the server's id (the audit key)
+    "client_request_id",  # the caller's X-Request-ID, kept apart
     "customer_id",
     "model_name",
     "model_version",

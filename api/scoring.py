@@ -23,6 +23,7 @@ import pandas as pd
 
 from api.errors import ApiError, field_error
 from api.holder import ServedModel, result_records, utc_iso
+from api.payloads import ScoreResult
 from schemas import vocab
 
 AS_OF_AFTER_LAST = pd.Timedelta(seconds=1)
@@ -32,7 +33,7 @@ AS_OF_AFTER_LAST = pd.Timedelta(seconds=1)
 class Scored:
     """Results by request position, and per-position errors (code, message)."""
 
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    results: dict[int, ScoreResult] = field(default_factory=dict)
     errors: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -83,7 +84,7 @@ def _check_deadline(deadline: float | None) -> None:
 
 
 def _raise_fields(details: list[dict[str, Any]], message: str) -> None:
-    raise ApiError(422, "validation_error", message, details[:200])
+    raise ApiError(422, "validation_error", message, details)
 
 
 def _score_transactions(
@@ -153,7 +154,7 @@ def _score_transactions(
         subset = clean[clean["CustomerId"].isin(group.index)]
         frames.append(build_customer_features(subset, as_of=cutoff, window_days=served.window_days))
     feats = pd.concat(frames) if frames else pd.DataFrame()
-    scored: dict[str, dict[str, Any]] = {}
+    scored: dict[str, ScoreResult] = {}
     if len(feats):
         X = align_features(feats, list(served.features))
         X.index = X.index.astype(str)

@@ -158,6 +158,85 @@ def drive(port: int, ids: list[str], args: argparse.Namespace) -> dict[str, Any]
     return out
 
 
+def slow_clients(
+    port: int,
+    ids: list[str],
+    *,
+    clients: int = 50,
+    requests: int = 200,
+    every: float = 2.0,
+) -> dict[str, Any]:
+    """``clients`` connections trickle one byte every ``every`` s (half their headers, half a
+    body); meanwhile ``requests`` normal scores by id are sent one after another, each on a new
+    connection. Returns how many were answered, their worst and p99 latency, and when the
+    trickling connections were answered (the whole-request deadline)."""
+    head = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    socks: list[tuple[socket.socket, bytes, float]] = []
+    for k in range(clients):
+        sock = socket.create_connection((HOST, port), timeout=60)
+        rest = head + b"Content-Length: 400\r\n\r\n" + b" " * 399 if k % 2 else head
+        if k % 2:  # body trickle: headers at once, then the body byte by byte
+            sock.sendall(rest[: len(head) + 24])
+            rest = rest[len(head) + 24 :]
+        socks.append((sock, rest, time.monotonic()))
+    answered_after: list[float | None] = [None] * clients
+    stop = threading.Event()
+
+    def trickle(k: int) -> None:
+        sock, rest, started = socks[k]
+        sock.settimeout(every)
+        for i in range(len(rest)):
+            if stop.is_set():
+                return
+            try:
+                sock.sendall(rest[i : i + 1])
+                if sock.recv(1):
+                    answered_after[k] = time.monotonic() - started
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                answered_after[k] = time.monotonic() - started
+                return
+
+    pool = [threading.Thread(target=trickle, args=(k,), daemon=True) for k in range(clients)]
+    for t in pool:
+        t.start()
+    time.sleep(1.0)  # every slow connection is open and trickling
+    lat: list[float] = []
+    ok = 0
+    for i in range(requests):
+        body = json.dumps({"customer_id": ids[i % len(ids)]}).encode()
+        t0 = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=30)
+            conn.request(
+                "POST", "/v1/score", body=body, headers={"Content-Type": "application/json"}
+            )
+            resp = conn.getresponse()
+            resp.read()
+            ok += resp.status == 200
+            conn.close()
+        except (OSError, http.client.HTTPException):
+            pass
+        lat.append(time.perf_counter() - t0)
+    for t in pool:
+        t.join(60)
+    stop.set()
+    for sock, _, _ in socks:
+        sock.close()
+    cut = [a for a in answered_after if a is not None]
+    return {
+        "slow_clients": clients,
+        "requests": requests,
+        "answered_200": ok,
+        "max_ms": round(max(lat) * 1000, 1),
+        **percentiles(lat),
+        "slow_answered": len(cut),
+        "slow_answered_after_max_s": round(max(cut), 1) if cut else None,
+    }
+
+
 # -------------------------------------------------------------------------------------------
 # Baseline server (runs in its own process: ``--baseline-serve``)
 # -------------------------------------------------------------------------------------------

@@ -386,6 +386,9 @@ def run_flow(rows: int, tmp: Path, *, repeats: int = 3) -> list[dict[str, Any]]:
 def run_data_only(rows: int, tmp: Path) -> list[dict[str, Any]]:
     """Generate partitioned Parquet, then ingest, clean, label and featurize it out of core."""
     from credit import outofcore
+    from credit.clean import clean_buckets
+    from credit.features import build_feature_snapshot
+    from credit.label import build_training_table
 
     data = tmp / "parts"
     out = [generate(rows, data)]
@@ -396,15 +399,15 @@ def run_data_only(rows: int, tmp: Path) -> list[dict[str, Any]]:
         spilled = outofcore.spill_transactions(data, tmp / "spill")
         steps.append(("ingest+validate", (t, time.time())))
         t = time.time()
-        buckets = outofcore.clean_buckets(spilled)
+        buckets = clean_buckets(spilled.buckets)
         steps.append(("clean", (t, time.time())))
         t = time.time()
-        snapshot = outofcore.build_feature_snapshot(buckets, window_days=60)
+        snapshot = build_feature_snapshot(buckets, window_days=60)
         steps.append(("features", (t, time.time())))
         n_snapshot = len(snapshot)
         del snapshot
         t = time.time()
-        table = outofcore.build_training_table(buckets)
+        table = build_training_table(buckets)
         steps.append(("label", (t, time.time())))
         n_table = len(table.X)
         del table

@@ -41,7 +41,8 @@ def _generate(rows: int, path: Path) -> None:
 def measure(path: Path) -> dict:
     """Ingest + validate + clean ``path`` in this process; wall seconds per stage and peak RSS."""
     from credit.clean import clean_transactions
-    from credit.ingest import read_transactions, split_valid
+    from credit.ingest import split_valid
+    from credit.sources import read_transactions
 
     t0 = time.perf_counter()
     raw, fingerprint = read_transactions(path)
@@ -52,7 +53,7 @@ def measure(path: Path) -> dict:
     t3 = time.perf_counter()
     return {
         "rows": len(raw),
-        "quarantined": result.report["quarantined"],
+        "quarantined": result.report.quarantined,
         "clean_rows": len(cleaned.data),
         "read_s": round(t1 - t0, 3),
         "validate_s": round(t2 - t1, 3),

@@ -48,7 +48,7 @@ from bench.common import percentiles
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-DEFAULT_TOKEN = "soak-admin-token-7f3a9c"
+DEFAULT_TOKEN = "soak-admin-token-7f3a9c-0123456789abcdef"  # >= 32 chars (api.config)
 BATCH_SIZE = 20
 TOLERANCE = 1e-9  # probability: same model, same features, same code path
 

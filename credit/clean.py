@@ -14,13 +14,16 @@ Policy (documented in the README):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from credit.transactions import Bucket, CustomerBuckets, time_ns
 from schemas.transactions import UTC_TIMESTAMP, CleanTransactionsSchema
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ TIME_COLUMN = "TransactionStartTime"
 # Columns feature engineering relies on; never dropped even when constant in a small file.
 KEEP_COLUMNS = frozenset((*STRING_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMNS, TIME_COLUMN))
 OPTIONAL_CONSTANTS = ("CurrencyCode", "CountryCode")
+DEFAULT_SAMPLE_ROWS = 1_000_000
+"""Out of core: cleaned rows drawn uniformly (seeded) for the EDA report."""
 
 
 _TARGET_DTYPES = {
@@ -68,9 +73,32 @@ class CleaningError(Exception):
 
 
 @dataclass
+class CleanReport:
+    """What cleaning did (JSON via :meth:`to_dict`); ``buckets`` and ``seconds`` are set for a
+    whole run over customer buckets."""
+
+    rows_in: int
+    rows_out: int
+    duplicates_removed: int
+    constant_columns_dropped: list[str]
+    customers: int
+    start: str | None
+    end: str | None
+    buckets: int | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else ts.as_unit("us").isoformat()
+
+
+@dataclass
 class CleanResult:
     data: pd.DataFrame
-    report: dict[str, Any] = field(default_factory=dict)
+    report: CleanReport
 
 
 def clean_transactions(tx: pd.DataFrame) -> CleanResult:
@@ -96,14 +124,99 @@ def clean_transactions(tx: pd.DataFrame) -> CleanResult:
         raise CleaningError(
             f"cleaned transactions fail their schema:\n{exc.failure_cases}"
         ) from None
-    report = {
-        "rows_in": n_in,
-        "rows_out": len(df),
-        "duplicates_removed": n_dupes,
-        "constant_columns_dropped": dropped,
-        "customers": int(df["CustomerId"].nunique()),
-        "start": df[TIME_COLUMN].min().isoformat() if len(df) else None,
-        "end": df[TIME_COLUMN].max().isoformat() if len(df) else None,
-    }
+    report = CleanReport(
+        rows_in=n_in,
+        rows_out=len(df),
+        duplicates_removed=n_dupes,
+        constant_columns_dropped=dropped,
+        customers=int(df["CustomerId"].nunique()),
+        start=_iso(df[TIME_COLUMN].min()) if len(df) else None,
+        end=_iso(df[TIME_COLUMN].max()) if len(df) else None,
+    )
     log.info("cleaned: %d -> %d rows (%d duplicates removed)", n_in, len(df), n_dupes)
     return CleanResult(df, report)
+
+
+def clean_buckets(
+    buckets: CustomerBuckets, *, sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = 0
+) -> CustomerBuckets:
+    """:func:`clean_transactions` on every customer bucket, with the report of the whole.
+
+    Each bucket's rows are in source order and exact duplicates share a customer, so
+    deduplication keeps the same first occurrence as on the whole data. CurrencyCode and
+    CountryCode are left out of every bucket when constant over the whole data (as on one
+    frame). A bucket in memory stays in memory; buckets on disk are replaced by cleaned ones,
+    and ``sample_rows`` cleaned rows are drawn (``seed``) for the EDA report.
+    """
+    t0 = time.perf_counter()
+    on_disk = not buckets.in_memory
+    fraction = min(1.0, sample_rows / buckets.rows) if buckets.rows else 0.0
+    rng = np.random.default_rng(seed)
+    rows_in = rows_out = dupes = customers = 0
+    distinct: dict[str, set] = {c: set() for c in OPTIONAL_CONSTANTS}
+    first = last = None
+    samples: list[pd.DataFrame] = []
+    cleaned: list[Bucket] = []
+    for bucket, df in zip(buckets.buckets, buckets.frames(), strict=True):
+        for c in OPTIONAL_CONSTANTS:
+            if c in df.columns:
+                distinct[c].update(pd.unique(df[c].dropna()).tolist())
+        result = clean_transactions(df)
+        del df
+        leftover = [c for c in OPTIONAL_CONSTANTS if c in result.data.columns]
+        tx = result.data.drop(columns=leftover) if leftover else result.data
+        rep = result.report
+        rows_in += rep.rows_in
+        rows_out += rep.rows_out
+        dupes += rep.duplicates_removed
+        customers += rep.customers
+        if len(tx):
+            t = time_ns(tx)
+            lo, hi = int(t.min()), int(t.max())
+            first = lo if first is None else min(first, lo)
+            last = hi if last is None else max(last, hi)
+            if on_disk:
+                take = rng.random(len(tx)) < fraction
+                if take.any():
+                    samples.append(tx.loc[take])
+        if isinstance(bucket, Path):
+            out = bucket.with_name(bucket.name.replace("customers-", "clean-"))
+            tx.to_parquet(out, index=False)
+            bucket.unlink()
+            cleaned.append(out)
+        else:
+            cleaned.append(tx)
+        del tx, result
+    dropped = [c for c in OPTIONAL_CONSTANTS if len(distinct[c]) <= 1]
+    first_ts, last_ts = (
+        None if x is None else pd.Timestamp(x, unit="ns", tz="UTC") for x in (first, last)
+    )
+    report = CleanReport(
+        rows_in=rows_in,
+        rows_out=rows_out,
+        duplicates_removed=dupes,
+        constant_columns_dropped=dropped,
+        customers=customers,
+        start=_iso(first_ts),
+        end=_iso(last_ts),
+        buckets=len(cleaned),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    sample_path = None
+    if samples and buckets.folder is not None:  # kept on disk until the report asks for it
+        sample_path = buckets.folder / "eda-sample.parquet"
+        sample = pd.concat(samples)
+        del samples
+        sample = sample.sort_values(TIME_COLUMN, kind="stable", ignore_index=True)
+        sample.to_parquet(sample_path, index=False)
+        del sample
+    log.info("cleaned %d bucket(s): %d -> %d rows", len(cleaned), rows_in, rows_out)
+    return CustomerBuckets(
+        cleaned,
+        first_ts,
+        last_ts,
+        rows_out,
+        report=report,
+        folder=buckets.folder,
+        sample_path=sample_path,
+    )

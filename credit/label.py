@@ -31,8 +31,13 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from credit.features import INDEX_NAME, build_customer_features, time_ns, to_utc
-from schemas import vocab
+from credit.features import (
+    FEATURE_INPUT_COLUMNS,
+    INDEX_NAME,
+    build_customer_features,
+    concat_customer_frames,
+)
+from credit.transactions import CustomerBuckets, own_mask, time_ns, to_utc
 
 LABEL_NAME = "is_high_risk"
 MODES = ("out_of_time", "same_window")
@@ -61,10 +66,6 @@ class TrainingTable:
     rfm: pd.DataFrame
 
 
-def _own_mask(tx: pd.DataFrame) -> np.ndarray:
-    return ~(tx["AccountId"] == vocab.CASHBACK_ACCOUNT).to_numpy(dtype=bool, na_value=False)
-
-
 def rfm_table(
     tx: pd.DataFrame,
     *,
@@ -83,7 +84,7 @@ def rfm_table(
     if end_ns < start_ns:
         raise ValueError("end precedes start")
     t = time_ns(tx)
-    mask = _own_mask(tx) & (t >= start_ns) & (t <= end_ns)
+    mask = own_mask(tx) & (t >= start_ns) & (t <= end_ns)
     codes, ids = pd.factorize(tx.loc[mask, "CustomerId"], sort=True)
     n = len(ids)
     amount = tx.loc[mask, "Amount"].to_numpy(dtype=np.float64)
@@ -195,7 +196,7 @@ def _iso(ts: pd.Timestamp) -> str:
 
 
 def build_training_table(
-    tx: pd.DataFrame,
+    tx: pd.DataFrame | CustomerBuckets,
     *,
     as_of: pd.Timestamp | None = None,
     observation_days: int = 60,
@@ -205,45 +206,51 @@ def build_training_table(
 ) -> TrainingTable:
     """Customer features and proxy label, out of time by default.
 
-    ``as_of`` defaults to the data's last timestamp. ``out_of_time``: cutoff = as_of -
-    performance_days; features from ``[cutoff - observation_days, cutoff)``, label from the RFM of
-    ``[cutoff, as_of]``. ``same_window`` (naive, for comparison only): features and label RFM from
-    all data up to ``as_of``.
+    ``tx``: clean transactions, as a frame or as customer buckets (features, first-seen dates and
+    RFM are computed bucket by bucket; the KMeans label runs on the whole customer-level RFM
+    table, so the result is the same). ``as_of`` defaults to the data's last timestamp.
+    ``out_of_time``: cutoff = as_of - performance_days; features from ``[cutoff -
+    observation_days, cutoff)``, label from the RFM of ``[cutoff, as_of]``. ``same_window``
+    (naive, for comparison only): features and label RFM from all data up to ``as_of``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if observation_days <= 0 or performance_days <= 0:
         raise ValueError("window lengths must be positive")
-    t = time_ns(tx)
-    if t.size == 0:
+    buckets = CustomerBuckets.of(tx)
+    if buckets.last is None or buckets.first is None:
         raise ValueError("no transactions")
-    last = pd.Timestamp(int(t.max()), unit="ns", tz="UTC")
-    as_of = last if as_of is None else to_utc(as_of)
-    as_of_ns = int(as_of.as_unit("ns").value)
-    own = _own_mask(tx) & (t <= as_of_ns)
-    first_seen = pd.Series(t[own]).groupby(tx.loc[own, "CustomerId"].to_numpy()).min()
-
+    as_of = buckets.last if as_of is None else to_utc(as_of)
     if mode == "out_of_time":
         cutoff = as_of - pd.Timedelta(days=performance_days)
         obs_start = cutoff - pd.Timedelta(days=observation_days)
-        X = build_customer_features(tx, as_of=cutoff, window_days=observation_days)
-        rfm = rfm_table(tx, start=cutoff, end=as_of, customers=X.index)
-        cutoff_ns = int(cutoff.as_unit("ns").value)
-        excluded_new = int((first_seen >= cutoff_ns).sum())
-        excluded_dormant = int(len(first_seen) - len(X) - excluded_new)
-        windows = {
+        features_as_of, window_days, rfm_start = cutoff, observation_days, cutoff
+        windows: dict = {
             "observation": [_iso(obs_start), _iso(cutoff)],
             "performance": [_iso(cutoff), _iso(as_of)],
             "observation_days": observation_days,
             "performance_days": performance_days,
         }
     else:
-        cutoff = as_of
-        start = pd.Timestamp(int(t.min()), unit="ns", tz="UTC")
-        X = build_customer_features(tx, as_of=as_of + pd.Timedelta(microseconds=1))
-        rfm = rfm_table(tx, start=start, end=as_of, customers=X.index)
-        excluded_new = excluded_dormant = 0
-        windows = {"features_and_label": [_iso(start), _iso(as_of)]}
+        cutoff, rfm_start = as_of, buckets.first
+        features_as_of, window_days = as_of + pd.Timedelta(microseconds=1), None
+        windows = {"features_and_label": [_iso(rfm_start), _iso(as_of)]}
+    as_of_ns, cutoff_ns = (int(x.as_unit("ns").value) for x in (as_of, cutoff))
+    features, rfms = [], []
+    seen = excluded_new = 0
+    for frame in buckets.frames(FEATURE_INPUT_COLUMNS):
+        t = time_ns(frame)
+        own = own_mask(frame) & (t <= as_of_ns)
+        first_seen = pd.Series(t[own]).groupby(frame.loc[own, "CustomerId"].to_numpy()).min()
+        seen += len(first_seen)
+        if mode == "out_of_time":
+            excluded_new += int((first_seen >= cutoff_ns).sum())
+        X = build_customer_features(frame, as_of=features_as_of, window_days=window_days)
+        features.append(X)
+        rfms.append(rfm_table(frame, start=rfm_start, end=as_of, customers=X.index))
+    X = concat_customer_frames(features)
+    rfm = pd.concat(rfms).reindex(X.index) if len(rfms) > 1 else rfms[0]
+    rfm.index.name = INDEX_NAME
 
     result = proxy_label(rfm, seed=seed)
     report = {
@@ -251,10 +258,10 @@ def build_training_table(
         "windows": windows,
         "as_of": _iso(as_of),
         "cutoff": _iso(cutoff),
-        "n_customers_seen": int(len(first_seen)),
+        "n_customers_seen": int(seen),
         "n_customers": int(len(X)),
         "excluded_no_history": excluded_new,
-        "excluded_dormant": excluded_dormant,
+        "excluded_dormant": int(seen - len(X) - excluded_new) if mode == "out_of_time" else 0,
         "label": result.report,
     }
     rfm = rfm.assign(segment=result.segments, **{LABEL_NAME: result.labels})

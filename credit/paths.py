@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from schemas.defaults import PROJECT_ROOT, var_path
+
+__all__ = ["PROJECT_ROOT", "code_version", "runs_dir", "var_dir"]
 
 
 def var_dir() -> Path:
     """The folder for generated data, runs and the SQLite database (``BATI_VAR_DIR`` overrides)."""
-    path = Path(os.environ.get("BATI_VAR_DIR", PROJECT_ROOT / "var"))
+    path = var_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -19,3 +21,18 @@ def runs_dir() -> Path:
     path = var_dir() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def code_version() -> str | None:
+    """The git commit the code runs from, when it is a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

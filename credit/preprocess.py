@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -23,6 +24,70 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 ENCODINGS = ("onehot", "woe")
+
+
+def array_column_names(n: int) -> list[str]:
+    """The names scikit-learn gives the columns of an unnamed array: ``x0, x1, ...``."""
+    return [f"x{i}" for i in range(n)]
+
+
+_SCALARS = (str, bytes, int, float, bool, np.number, np.bool_)
+
+
+def validate_frame(estimator: BaseEstimator, X, *, reset: bool) -> pd.DataFrame:
+    """Validate ``X`` as scikit-learn's ``validate_data`` does, but return a DataFrame.
+
+    A DataFrame keeps its columns and dtypes; an array becomes a DataFrame with the columns the
+    estimator was fitted on (``feature_names_in_``) or ``x0, x1, ...``, object columns holding
+    only numbers becoming float. Sets or checks ``n_features_in_`` and ``feature_names_in_``
+    (``reset``). Raises TypeError for sparse input and ValueError for 1-D, empty or complex
+    data and for +-inf in a numeric column; NaN passes (missing values are handled downstream).
+    """
+    if sp.issparse(X):
+        raise TypeError(
+            f"{type(estimator).__name__} does not accept sparse input: "
+            "pass a dense array or a DataFrame"
+        )
+    if isinstance(X, pd.DataFrame):
+        validate_data(estimator, X, skip_check_array=True, reset=reset)
+        if X.shape[1] == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        if X.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        _refuse_inf(X)
+        return X
+    arr = validate_data(estimator, X, dtype=None, ensure_all_finite="allow-nan", reset=reset)
+    names = getattr(estimator, "feature_names_in_", None)
+    if reset or names is None or len(names) != arr.shape[1]:
+        names = array_column_names(arr.shape[1])
+    frame = pd.DataFrame(arr, columns=list(names))
+    if arr.dtype == object:
+        odd = next((v for v in arr.ravel() if not isinstance(v, _SCALARS) and v is not None), None)
+        if odd is not None:
+            raise TypeError(f"argument must be a string or a number, not {type(odd).__name__!r}")
+        for col in frame.columns:
+            converted = pd.to_numeric(frame[col], errors="coerce")
+            if converted.notna().sum() == frame[col].notna().sum():
+                frame[col] = converted.astype(np.float64)
+        _refuse_inf(frame)
+    return frame
+
+
+def _refuse_inf(frame: pd.DataFrame) -> None:
+    numeric = frame.select_dtypes(include="number")
+    if numeric.shape[1] and np.isinf(numeric.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+        raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
+
+
+def nan_tolerant_tags(tags, *, string: bool = False):
+    """Tags of an estimator that handles missing values itself (and strings when ``string``)."""
+    tags.input_tags.allow_nan = True
+    tags.input_tags.string = string
+    return tags
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -62,6 +127,9 @@ class SignedLog1p(TransformerMixin, BaseEstimator):
         self.skew_threshold = skew_threshold
         self.min_abs_max = min_abs_max
 
+    def __sklearn_tags__(self):
+        return nan_tolerant_tags(super().__sklearn_tags__())
+
     def fit(self, X, y=None) -> SignedLog1p:
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -87,7 +155,7 @@ class SignedLog1p(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "log_columns_")
         if input_features is None:
             input_features = getattr(
-                self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)]
+                self, "feature_names_in_", array_column_names(self.n_features_in_)
             )
         return np.asarray(input_features, dtype=object)
 
@@ -168,23 +236,41 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.scale = scale
         self.min_frequency = min_frequency
 
-    def fit(self, X: pd.DataFrame, y=None) -> TabularPreprocessor:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("TabularPreprocessor needs a DataFrame with named columns")
+    def __sklearn_tags__(self):
+        return nan_tolerant_tags(super().__sklearn_tags__(), string=True)
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y=None) -> TabularPreprocessor:
+        """Fit on a DataFrame (or an array, whose columns are named ``x0, x1, ...``).
+
+        With neither ``numeric`` nor ``categorical`` given, number columns are numeric and all
+        others categorical (``numeric_`` and ``categorical_`` hold the columns used).
+        """
+        frame = validate_frame(self, X, reset=True)
+        numeric, categorical = list(self.numeric), list(self.categorical)
+        if not numeric and not categorical:
+            numeric = [
+                c
+                for c in frame.columns
+                if pd.api.types.is_numeric_dtype(frame[c])
+                and not pd.api.types.is_bool_dtype(frame[c])
+            ]
+            categorical = [c for c in frame.columns if c not in set(numeric)]
+        self.numeric_, self.categorical_ = numeric, categorical
         self.transformer_ = make_preprocessor(
-            list(self.numeric),
-            list(self.categorical),
+            numeric,
+            categorical,
             encoding=self.encoding,
             scale=self.scale,
             min_frequency=self.min_frequency,
-        ).fit(X, y)
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = X.shape[1]
+        ).fit(frame, y)
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "transformer_")
-        return np.asarray(self.transformer_.transform(X), dtype=np.float64)
+        # A DataFrame goes to the ColumnTransformer as is: it selects the columns by name, so
+        # extra or reordered columns are fine, as before.
+        frame = X if isinstance(X, pd.DataFrame) else validate_frame(self, X, reset=False)
+        return np.asarray(self.transformer_.transform(frame), dtype=np.float64)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "transformer_")

@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from credit.models import single_threaded
 from credit.policy import LoanPolicy, spending_capacity
-from credit.preprocess import TabularPreprocessor
+from credit.preprocess import TabularPreprocessor, validate_frame
 from credit.reasons import reason_codes, reference_values
 from credit.scorecard import Scorecard
+from credit.woe import binary_target
+from credit.woe_scorecard import WoEScorecard
 
 SCORE_COLUMNS = (
     "probability",
@@ -83,10 +86,28 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
 
     # -- construction -------------------------------------------------------------------------
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> CreditRiskModel:
-        """Fit a clone of ``estimator`` on ``(X, y)`` and record the input schema."""
-        self._set_schema(X, y, self.estimator)
-        self.estimator_ = clone(self.estimator).fit(self._align(X), y)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # a PD model: binary only
+        if _find_preprocessor(self.estimator) is not None:  # imputes and encodes strings
+            tags.input_tags.allow_nan = tags.input_tags.string = True
+        elif self.estimator is not None:
+            tags.input_tags.allow_nan = get_tags(self.estimator).input_tags.allow_nan
+        return tags
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: pd.Series | np.ndarray) -> CreditRiskModel:
+        """Fit a clone of ``estimator`` on ``(X, y)`` and record the input schema.
+
+        ``X`` is a DataFrame or an array (whose columns are then named ``x0, x1, ...``); ``y``
+        has two classes, the second (sorted) being high risk.
+        """
+        if self.estimator is None:
+            raise ValueError("CreditRiskModel needs an estimator")
+        frame = validate_frame(self, X, reset=True)
+        if not all(isinstance(c, str) for c in frame.columns):
+            frame = frame.rename(columns=str)
+        self._set_schema(frame, y, self.estimator, named=isinstance(X, pd.DataFrame))
+        self.estimator_ = clone(self.estimator).fit(self._align(frame), y)
         return self
 
     @classmethod
@@ -115,9 +136,13 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         model.estimator_ = best_estimator
         return model
 
-    def _set_schema(self, X: pd.DataFrame, y: pd.Series, estimator: Any) -> None:
+    def _set_schema(
+        self, X: pd.DataFrame, y: pd.Series, estimator: Any, *, named: bool = True
+    ) -> None:
+        """Record the model columns, their types, reference values and classes; ``named`` is
+        False when ``X`` was built from an unnamed array."""
         prep = _find_preprocessor(estimator)
-        if prep is not None:
+        if prep is not None and (list(prep.numeric) or list(prep.categorical)):
             numeric, categorical = list(prep.numeric), list(prep.categorical)
         else:
             from credit.models import split_columns
@@ -130,8 +155,12 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         self.categorical_ = [str(c) for c in categorical]
         self.feature_names_ = [str(c) for c in X.columns if c in set(numeric + categorical)]
         self.n_features_in_ = len(self.feature_names_)
+        if named:
+            self.feature_names_in_ = np.asarray(self.feature_names_, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        _, self.classes_ = binary_target(y, len(X), type(self).__name__)
         self.reference_ = reference_values(X, self.numeric_, self.categorical_)
-        self.classes_ = np.unique(np.asarray(y).astype(int))
         self.scorecard_ = _as_dict(self.scorecard, Scorecard)
         self.policy_ = _as_dict(self.policy, LoanPolicy)
 
@@ -140,7 +169,9 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
     def _align(self, X: pd.DataFrame) -> pd.DataFrame:
         """Model columns in training order; absent ones NaN, numerics float, categoricals str."""
         if not isinstance(X, pd.DataFrame):
-            X = pd.DataFrame(X)
+            X = validate_frame(self, X, reset=False)
+        elif not all(isinstance(c, str) for c in X.columns):
+            X = X.rename(columns=str)
         out = X.reindex(columns=self.feature_names_)
         for col in self.numeric_:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
@@ -164,12 +195,20 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         return self.predict_proba(X)[:, 1]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """1 (high risk) where PD >= threshold, else 0."""
-        return (self.predict_pd(X) >= self.threshold).astype(int)
+        """The high-risk class (1 for a 0/1 target) where PD >= threshold, else the other."""
+        high = self.predict_pd(X) >= self.threshold
+        return self.classes_[high.astype(int)]
 
     def get_scorecard(self) -> Scorecard:
         check_is_fitted(self, "scorecard_")
         return Scorecard.from_dict(self.scorecard_)
+
+    def points_table(self) -> pd.DataFrame | None:
+        """The scorecard's points table (feature, bin, count, event_rate, woe, iv, points) when
+        the model is a WoE scorecard, else None."""
+        check_is_fitted(self, "estimator_")
+        card = scorecard_estimator(self.estimator_)
+        return None if card is None else card.points_table()
 
     def get_policy(self) -> LoanPolicy:
         check_is_fitted(self, "policy_")
@@ -202,7 +241,10 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         )
         for col in ("band", "approved", "amount", "duration_days", "expected_loss"):
             frame[col] = offer[col].to_numpy()
-        if with_reasons and len(Xa):
+        card = scorecard_estimator(self.estimator_)
+        if with_reasons and len(Xa) and card is not None:
+            reasons = card.reason_codes(Xa, top=top)  # points lost against the best bins
+        elif with_reasons and len(Xa):
             reasons = reason_codes(
                 lambda batch: self.estimator_.predict_proba(batch)[:, 1],
                 Xa,
@@ -213,6 +255,17 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
             reasons = [[] for _ in range(len(Xa))]
         frame["reasons"] = pd.Series(reasons, index=X.index, dtype=object)
         return frame
+
+
+def scorecard_estimator(estimator: Any) -> WoEScorecard | None:
+    """The WoEScorecard that makes the PD of ``estimator`` (itself, or the last step of a
+    Pipeline), or None: a calibrated or other model has no points that add up to its score."""
+    if isinstance(estimator, WoEScorecard):
+        return estimator
+    steps = getattr(estimator, "steps", None)
+    if steps and isinstance(steps[-1][1], WoEScorecard):
+        return steps[-1][1]
+    return None
 
 
 def _final_step(estimator: Any) -> Any:

@@ -10,7 +10,8 @@ baseline) -> ``select_best`` (by cross-validated ROC-AUC, never by the test spli
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 from credit.evaluate import Evaluation, calibrate_if_better, evaluate_candidate
+from credit.features import FEATURE_VERSION
+from credit.ingest import IngestReport
+from credit.label import TrainingTable
 from credit.models import SearchResult
 from credit.scoring import CreditRiskModel
 
@@ -69,12 +73,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Split:
+    """The customers a candidate is fitted on (train) and evaluated on once (test)."""
+
+    X_train: pd.DataFrame
+    y_train: pd.Series
+    X_test: pd.DataFrame
+    y_test: pd.Series
+
+
 def finalize_candidate(
     search: SearchResult,
-    X_train: pd.DataFrame,
-    y_train: pd.Series,
-    X_test: pd.DataFrame,
-    y_test: pd.Series,
+    split: Split,
     *,
     model_name: str,
     out_dir: Path | None = None,
@@ -133,3 +144,158 @@ def registry_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         elif isinstance(value, int | float | np.number) and np.isfinite(value):
             out[key] = float(value)
     return out
+
+
+def stratified_sample(
+    X: pd.DataFrame, y: pd.Series, max_rows: int | None, seed: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """At most ``max_rows`` customers, stratified on ``y`` (seeded); everything if fewer."""
+    if max_rows is None or len(X) <= max_rows:
+        return X, y
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if y.value_counts().min() >= 2 else None
+    X_s, _, y_s, _ = train_test_split(
+        X, y, train_size=max_rows, stratify=stratify, random_state=seed
+    )
+    return X_s, y_s
+
+
+@dataclass(frozen=True)
+class SamplingCaps:
+    """Customers each training step may use (``None``: all)."""
+
+    search_max_rows: int | None
+    fit_max_rows: int | None
+    importance_max_rows: int | None
+    importance_repeats: int
+
+    def report(self, n_train: int, n_test: int) -> dict[str, dict[str, int]]:
+        """What each step used, of how many (JSON for the registry and the model card)."""
+
+        def used(cap: int | None, n: int) -> int:
+            return n if cap is None else min(cap, n)
+
+        importance = used(self.importance_max_rows, n_test) if self.importance_repeats else 0
+        return {
+            "grid_search": {"rows": used(self.search_max_rows, n_train), "of": n_train},
+            "final_fit": {"rows": used(self.fit_max_rows, n_train), "of": n_train},
+            "test_metrics": {"rows": n_test, "of": n_test},
+            "permutation_importance": {"rows": importance, "of": n_test},
+        }
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Where a model's training data came from (the model card's and the summary's data)."""
+
+    source: str
+    fingerprint: str
+    rows: int
+    quarantined: int
+    customers: int
+    windows: dict[str, Any]
+    path: str | None = None  # "in_memory" / "out_of_core"; None for a labelled table
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return out if self.path is not None else {k: v for k, v in out.items() if k != "path"}
+
+
+@dataclass
+class TrainingData:
+    """A labelled customer table ready for training, from either entry of the retrain flow.
+
+    ``params`` and ``extra`` are what this entry adds to the registry's JSON columns, ``report``
+    what it adds to the run summary.
+    """
+
+    X: pd.DataFrame
+    y: pd.Series
+    model_name: str
+    key_parts: list[Any]
+    n_rows: int  # transactions (or table rows) the customers were built from
+    data: DataSummary
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+    @classmethod
+    def from_transactions(
+        cls,
+        table: TrainingTable,
+        ingest: IngestReport,
+        *,
+        model_name: str,
+        key_parts: list[Any],
+        n_rows: int,
+        report: dict[str, Any],
+    ) -> TrainingData:
+        """The labelled table built from transactions, with its windows and data lineage."""
+        windows = table.report["windows"]
+        data_path = ingest.mode or "in_memory"
+        eda = report.get("eda_report")
+        return cls(
+            X=table.X,
+            y=table.y,
+            model_name=model_name,
+            key_parts=key_parts,
+            n_rows=n_rows,
+            data=DataSummary(
+                ingest.source,
+                ingest.fingerprint,
+                ingest.rows,
+                ingest.quarantined,
+                len(table.X),
+                windows,
+                data_path,
+            ),
+            params={
+                "observation_days": windows.get("observation_days"),
+                "performance_days": windows.get("performance_days"),
+                "as_of": table.as_of.isoformat(),
+                "cutoff": table.cutoff.isoformat(),
+                "feature_version": FEATURE_VERSION,
+                "data_path": data_path,
+            },
+            extra={"label": table.report, "quarantined": ingest.quarantined, "eda_report": eda},
+            report={
+                **report,
+                "label_report": {
+                    k: table.report[k] for k in ("n_customers", "excluded_no_history", "cutoff")
+                },
+            },
+            window_start=pd.Timestamp(windows["observation"][0]).to_pydatetime(),
+            window_end=table.as_of.to_pydatetime(),
+        )
+
+
+def labelled_table_training(
+    path: str | Path, target: str | None, *, seed: int, model_name: str | None
+) -> TrainingData:
+    """Bring your own labels: a customer table with a label column, trained the same way.
+
+    The model is registered as ``model_name``, else ``<default name>-<file stem>``."""
+    from credit.ingest import fingerprint_file
+    from credit.tabular import load_table, prepare_labelled_table
+    from schemas.defaults import DEFAULT_MODEL_NAME
+
+    if not target:
+        raise ValueError("--table needs --target COLUMN (the label column)")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"labelled table {path} does not exist")
+    X, y, info = prepare_labelled_table(load_table(path), target)
+    fingerprint = fingerprint_file(path)
+    return TrainingData(
+        X=X,
+        y=y,
+        model_name=model_name or f"{DEFAULT_MODEL_NAME}-{path.stem}",
+        key_parts=[fingerprint, target, seed],
+        n_rows=len(X),
+        data=DataSummary(str(path), fingerprint, len(X), 0, len(X), {"target": target}),
+        params={"table": str(path), "target": target},
+        extra={"table": info},
+    )

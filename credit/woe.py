@@ -26,7 +26,10 @@ import math
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _assert_all_finite, check_is_fitted, column_or_1d
+
+from credit.preprocess import nan_tolerant_tags, validate_frame
 
 OTHER = "__other__"
 MISSING = "NaN"
@@ -47,25 +50,32 @@ def iv_strength(iv: float) -> str:
     return "suspicious"
 
 
-def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X)
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, 1)
-    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+def binary_target(y, n: int, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(event, classes)``: a 0/1 event indicator of ``y`` and its two sorted class labels.
 
-
-def _binary_target(y: pd.Series | np.ndarray, n: int) -> np.ndarray:
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},), got {y.shape}")
-    if pd.isna(y).any() or not np.isin(y, (0, 1)).all():
-        raise ValueError("y must be binary 0/1 without missing values")
-    y = y.astype(np.int64)
-    if y.min() == y.max():
-        raise ValueError("y needs both classes to compute weight of evidence")
-    return y
+    The event (bad, 1) is the second class, as ``predict_proba[:, 1]`` in scikit-learn. Raises
+    ValueError for a length other than ``n``, missing or infinite values, a continuous target
+    ("Unknown label type"), one class or more than two.
+    """
+    y = column_or_1d(y, warn=True)
+    if y.shape[0] != n:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: [{n}, {y.shape[0]}]"
+        )
+    if y.dtype.kind in "fc":
+        _assert_all_finite(y, input_name="y")
+    elif pd.isna(y).any():
+        raise ValueError("Input y contains NaN (missing labels)")
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if classes.size < 2:
+        raise ValueError(f"{who} needs both classes; y has 1 class: {classes}")
+    if classes.size > 2:
+        raise ValueError(
+            f"Only binary classification is supported: {who} needs a binary target; "
+            f"y has {classes.size} classes"
+        )
+    return (y == classes[1]).astype(np.int64), classes
 
 
 def _is_numeric(s: pd.Series) -> bool:
@@ -114,7 +124,9 @@ class WoEEncoder(TransformerMixin, BaseEstimator):
     smoothing: pseudo-count added to the bad and good count of every bin.
 
     Fitted attributes: ``bins_`` (feature -> binning spec), ``iv_`` (feature -> IV),
-    ``feature_names_in_``, ``n_features_in_``.
+    ``n_features_in_`` and, when fitted on a DataFrame, ``feature_names_in_``. An array's
+    columns are named ``x0, x1, ...``. The event (WoE's "bad") is the second sorted class of
+    ``y`` (1 for a 0/1 target).
     """
 
     def __init__(self, n_bins: int = 10, min_bin_share: float = 0.05, smoothing: float = 0.5):
@@ -130,21 +142,24 @@ class WoEEncoder(TransformerMixin, BaseEstimator):
             raise ValueError("min_bin_share must be in [0, 1)")
         if float(self.smoothing) < 0:
             raise ValueError("smoothing must be >= 0")
-        frame = _as_frame(X)
-        target = _binary_target(y, len(frame))
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        frame = validate_frame(self, X, reset=True)
+        target, _ = binary_target(y, len(frame), type(self).__name__)
         self.bins_: dict[str, dict] = {}
         self.iv_: dict[str, float] = {}
-        for name, col in zip(self.feature_names_in_, frame.columns, strict=True):
+        for col in frame.columns:
             series = frame[col]
             if _is_numeric(series):
                 spec = self._fit_numeric(series.to_numpy(dtype=np.float64), target)
             else:
                 spec = self._fit_categorical(series, target)
-            self.bins_[name] = spec
-            self.iv_[name] = float(sum(spec["iv"]))
+            self.bins_[str(col)] = spec
+            self.iv_[str(col)] = float(sum(spec["iv"]))
         return self
+
+    def __sklearn_tags__(self):
+        tags = nan_tolerant_tags(super().__sklearn_tags__(), string=True)
+        tags.target_tags.required = True
+        return tags
 
     def _finish(self, spec: dict, bin_index: np.ndarray, labels: list[str], target: np.ndarray):
         k = len(labels)
@@ -214,16 +229,9 @@ class WoEEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """WoE of each value's bin, as a float64 array with the input's column order."""
         check_is_fitted(self, "bins_")
-        frame = _as_frame(X)
-        if frame.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected {self.n_features_in_} columns, got {frame.shape[1]}")
-        if isinstance(X, pd.DataFrame):
-            names = [str(c) for c in frame.columns]
-            if names != list(self.feature_names_in_):
-                raise ValueError("columns differ from those seen in fit")
+        frame = validate_frame(self, X, reset=False)
         out = np.empty(frame.shape, dtype=np.float64)
-        for j, name in enumerate(self.feature_names_in_):
-            spec = self.bins_[name]
+        for j, spec in enumerate(self.bins_.values()):
             series = frame.iloc[:, j]
             woe = np.asarray(spec["woe"], dtype=np.float64)
             missing = series.isna().to_numpy()
@@ -247,14 +255,13 @@ class WoEEncoder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: list[str] | None = None) -> np.ndarray:
         """One output per input feature, same names."""
         check_is_fitted(self, "bins_")
-        return np.asarray(self.feature_names_in_, dtype=object)
+        return np.asarray(list(self.bins_), dtype=object)
 
     def woe_table(self) -> pd.DataFrame:
         """Per feature and bin: count, bad, good, bad rate, WoE and IV contribution."""
         check_is_fitted(self, "bins_")
         rows = []
-        for name in self.feature_names_in_:
-            spec = self.bins_[name]
+        for name, spec in self.bins_.items():
             for label, count, bad, woe, iv in zip(
                 spec["labels"], spec["count"], spec["bad"], spec["woe"], spec["iv"], strict=True
             ):

@@ -1,4 +1,5 @@
-"""The nightly schedule, shared by ``serve.py`` and documented beside ``prefect.yaml``."""
+"""The nightly schedule, one place for ``serve.py``; ``prefect.yaml`` (YAML cannot import) repeats
+it and ``tests/unit/test_defaults.py`` fails when the two disagree."""
 
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.retrain import RetrainConfig, retrain
     from flows.score import score
     from registry import Registry, read_feature_snapshot
+    from tasks.registry_handle import database_url
 
     print("== 1/4 data", flush=True)
     if args.data is None:
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     print("== 3/4 score flow", flush=True)
     scored = score()
     print(json.dumps(scored, indent=2))
-    snapshot = read_feature_snapshot(Registry())
+    with Registry(database_url()) as registry:
+        snapshot = read_feature_snapshot(registry)
     customer = str(snapshot.index[0]) if len(snapshot) else "CustomerId_1"
     url = f"http://127.0.0.1:{args.port}"
     print("== 4/4 API", flush=True)

@@ -7,37 +7,39 @@ stdout line. Scores (probability, score, band, recommendation, model version) go
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.retrain import DEFAULT_MODEL_NAME, run_cli
+from flows.cli import cli_main
+from flows.config import ScoreConfig, install_secret_mask
+from schemas.defaults import DEFAULT_MODEL_NAME
+from tasks.registry_handle import open_registry, registry_for
+
+if TYPE_CHECKING:
+    from registry import VersionInfo
 
 
 @task(name="load-champion", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def load_champion(db_url: str | None, model_name: str) -> tuple[dict[str, Any], Any]:
+def load_champion(db_url: str | None, model_name: str) -> tuple[VersionInfo, Any]:
     """The champion version and its verified model."""
-    from registry import Registry
-
-    loaded = Registry(db_url).load_champion(model_name)
+    loaded = registry_for(db_url).load_champion(model_name)
     if loaded is None:
         raise LookupError(f"no champion for model {model_name!r}: run the retrain flow first")
-    info, model = loaded
-    return info.to_dict(), model
+    return loaded
 
 
 @task(name="load-snapshot", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def load_snapshot(db_url: str | None) -> pd.DataFrame:
     """The latest customer feature snapshot."""
-    from registry import Registry, read_feature_snapshot
+    from registry import read_feature_snapshot
 
-    snapshot = read_feature_snapshot(Registry(db_url))
+    snapshot = read_feature_snapshot(registry_for(db_url))
     if snapshot is None or len(snapshot) == 0:
         raise LookupError("no feature snapshot: run the retrain flow first")
     return snapshot
@@ -55,46 +57,50 @@ def score_customers(model: Any, snapshot: pd.DataFrame, chunk: int = 50_000) -> 
 
 @task(name="write-scores", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def write_scores(
-    scores: pd.DataFrame, *, db_url: str | None, run_id: str, info: dict[str, Any], as_of: Any
+    scores: pd.DataFrame, *, db_url: str | None, run_id: str, info: VersionInfo, as_of: Any
 ) -> int:
-    from registry import Registry
     from registry import write_scores as db_write_scores
 
     return db_write_scores(
-        Registry(db_url),
+        registry_for(db_url),
         scores.drop(columns=["reasons"], errors="ignore"),
         run_id,
         as_of=as_of,
-        model_name=info["model_name"],
-        model_version=info["version"],
+        model_name=info.model_name,
+        model_version=info.version,
     )
 
 
 @flow(name="score", log_prints=True)
 def score(db_url: str | None = None, model_name: str = DEFAULT_MODEL_NAME) -> dict[str, Any]:
-    """Score the latest feature snapshot with the champion and store the scores."""
+    """Score the latest feature snapshot with the champion and store the scores.
+
+    ``db_url``: better left out (``BATI_DB_URL``), so no password becomes a flow-run parameter.
+    """
+    install_secret_mask()
     logger = get_run_logger()
     run_id = str(flow_run.get_id() or f"local-{int(time.time())}")
-    info, model = load_champion(db_url, model_name)
-    snapshot = load_snapshot(db_url)
-    t0 = time.perf_counter()
-    scores = score_customers(model, snapshot)
-    seconds = time.perf_counter() - t0
-    as_of = snapshot.attrs.get("as_of")
-    written = write_scores(scores, db_url=db_url, run_id=run_id, info=info, as_of=as_of)
+    with open_registry(db_url):
+        info, model = load_champion(db_url, model_name)
+        snapshot = load_snapshot(db_url)
+        t0 = time.perf_counter()
+        scores = score_customers(model, snapshot)
+        seconds = time.perf_counter() - t0
+        as_of = snapshot.attrs.get("as_of")
+        written = write_scores(scores, db_url=db_url, run_id=run_id, info=info, as_of=as_of)
     bands = scores["band"].value_counts().sort_index().to_dict() if len(scores) else {}
     logger.info(
         "scored %d customers with %s v%d in %.2f s; bands %s",
         len(scores),
         model_name,
-        info["version"],
+        info.version,
         seconds,
         bands,
     )
     return {
         "flow_run_id": run_id,
         "model_name": model_name,
-        "model_version": info["version"],
+        "model_version": info.version,
         "customers": len(scores),
         "written": written,
         "seconds": round(seconds, 3),
@@ -104,13 +110,13 @@ def score(db_url: str | None = None, model_name: str = DEFAULT_MODEL_NAME) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.score", description=__doc__.split("\n")[0]
+    return cli_main(
+        ScoreConfig,
+        argv,
+        lambda config: score(db_url=config.db_url, model_name=config.model_name),
+        flow_name="score",
+        description=__doc__.split("\n")[0],
     )
-    parser.add_argument("--db-url", help="registry database URL (default BATI_DB_URL)")
-    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
-    args = parser.parse_args(argv)
-    return run_cli(lambda: score(db_url=args.db_url, model_name=args.model_name))
 
 
 if __name__ == "__main__":

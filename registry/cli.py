@@ -1,6 +1,7 @@
 """Command line: ``python -m registry list|show|history|promote|rollback|migrate``.
 
-Errors are one line on stderr with exit code 1 (2 for usage errors); no tracebacks.
+Errors are one line on stderr with exit code 1; usage errors, a bad ``--db-url`` and a database
+schema newer than this code exit with 2. Never a traceback.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from alembic.util.exc import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from registry.core import DEFAULT_MODEL_NAME, Registry, VersionInfo
 from registry.db import default_db_url, safe_url
-from registry.errors import RegistryError
+from registry.errors import InvalidDatabaseURL, RegistryError, SchemaTooNew
+
+#: Exit codes: 1 = the command failed, 2 = wrong usage or a setup the code cannot work with.
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -25,12 +30,13 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--db-url",
         default=default,
-        help="SQLAlchemy URL (default: $BATI_DB_URL or sqlite:///<project>/var/bati.db)",
+        help="SQLAlchemy URL (default: $BATI_DB_URL or sqlite:///<var>/bati.db, where <var> is "
+        "$BATI_VAR_DIR or <project>/var)",
     )
     parser.add_argument(
         "--model",
-        default=argparse.SUPPRESS if suppress else DEFAULT_MODEL_NAME,
-        help=f"model name (default: {DEFAULT_MODEL_NAME})",
+        default=argparse.SUPPRESS if suppress else None,
+        help=f"model name (default: {DEFAULT_MODEL_NAME}; `list` shows every model unless given)",
     )
     parser.add_argument(
         "--json",
@@ -53,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p, suppress=True)
         return p
 
-    p = add("list", "list the versions of a model (or of every model with --all-models)")
-    p.add_argument("--all-models", action="store_true", help="list versions of every model")
+    p = add("list", "list the versions of every model (of one with --model)")
+    p.add_argument(
+        "--all-models", action="store_true", help="every model (the default; kept for scripts)"
+    )
     p = add("show", "show one version (a number, or 'champion')")
     p.add_argument("version", help="version number or 'champion'")
     add("history", "promotion and rollback events of a model")
@@ -78,8 +86,16 @@ def _actor(value: str | None) -> str:
         return "cli"
 
 
+#: What the metric columns of `registry list` were measured on.
+METRICS_NOTE = (
+    "ROC_AUC/KS/BRIER: each version on its own test split (HOLDOUT = that split's fingerprint); "
+    "versions with different HOLDOUTs are not comparable side by side. The champion-vs-challenger "
+    "comparison, both on the challenger's test split, is under DECISIONS."
+)
+
+
 def _table(versions: list[VersionInfo]) -> str:
-    header = ("MODEL", "VERSION", "STAGE", "CREATED", "ROC_AUC", "KS", "BRIER", "SHA256")
+    header = ("MODEL", "VERSION", "STAGE", "CREATED", "HOLDOUT", "ROC_AUC", "KS", "BRIER", "SHA256")
     rows = [header]
     for v in versions:
         m = v.metrics
@@ -93,6 +109,7 @@ def _table(versions: list[VersionInfo]) -> str:
                 str(v.version),
                 v.stage,
                 v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                (v.holdout_fingerprint or "-")[:12],
                 fmt("roc_auc"),
                 fmt("ks"),
                 fmt("brier"),
@@ -103,6 +120,48 @@ def _table(versions: list[VersionInfo]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
+def _latest_decisions(reg: Registry, versions: list[VersionInfo]) -> dict[tuple[str, int], Any]:
+    """The latest recorded champion/challenger decision of each listed version, falling back
+    to the promotion event (versions decided before decisions were recorded)."""
+    found: dict[tuple[str, int], Any] = {}
+    for name in sorted({v.model_name for v in versions}):
+        for event in reg.events(name):
+            if event.action == "auto_promote" and "roc_auc" in event.details:
+                found[(name, event.to_version)] = {
+                    "promoted": True,
+                    "champion_version": event.from_version,
+                    "reason": event.reason,
+                    "checks": event.details,
+                    "created_at": event.created_at.isoformat(),
+                }
+        for decision in reg.decisions(name):
+            found[(name, decision.version)] = decision.to_dict()
+    return found
+
+
+def _comparison(name: str, version: int, decision: dict[str, Any]) -> str:
+    """One line: the challenger against the champion, on the same holdout."""
+    checks = decision.get("checks") or {}
+    outcome = "promoted" if decision.get("promoted") else "kept"
+    if "held" in checks:
+        outcome = "held for approval"
+    champ = decision.get("champion_version")
+    if champ is None or champ == version or "roc_auc" not in checks:
+        return f"{name} v{version}: {outcome}: {decision.get('reason')}"
+    source = checks.get("champion_metrics_source", "stored")
+    where = (
+        f"champion re-evaluated on v{version}'s test split"
+        if str(source).startswith("re-evaluated")
+        else "champion's stored metrics (same holdout fingerprint)"
+    )
+    parts = [
+        f"{label} {checks[key]['candidate']:.4f} vs {checks[key]['champion']:.4f}"
+        for key, label in (("roc_auc", "ROC-AUC"), ("ks", "KS"), ("brier", "Brier"))
+        if isinstance(checks.get(key), dict)
+    ]
+    return f"{name} v{version} vs champion v{champ} ({where}): {', '.join(parts)} -> {outcome}"
+
+
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
@@ -110,6 +169,8 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute a parsed command; returns the exit code."""
     reg = Registry(args.db_url)
+    if args.command != "list":
+        args.model = args.model or DEFAULT_MODEL_NAME
     try:
         if args.command == "migrate":
             revision = reg.migrate()
@@ -120,12 +181,33 @@ def run(args: argparse.Namespace) -> int:
             )
         elif args.command == "list":
             versions = reg.list_versions(None if args.all_models else args.model)
+            decisions = _latest_decisions(reg, versions)
             if args.json:
-                _emit(args, [v.to_dict() for v in versions], "")
+                rows = [
+                    {
+                        **v.to_dict(),
+                        "metrics_measured_on": {
+                            "holdout": "own test split",
+                            "holdout_fingerprint": v.holdout_fingerprint,
+                        },
+                        "decision": decisions.get((v.model_name, v.version)),
+                    }
+                    for v in versions
+                ]
+                _emit(args, rows, "")
             elif not versions:
-                print(f"no versions registered for {args.model!r}")
+                print(f"no versions registered for {args.model or 'any model'!r}")
             else:
+                lines = [
+                    _comparison(v.model_name, v.version, decisions[(v.model_name, v.version)])
+                    for v in versions
+                    if (v.model_name, v.version) in decisions
+                ]
                 print(_table(versions))
+                print(f"\n{METRICS_NOTE}")
+                if lines:
+                    print("\nDECISIONS")
+                    print("\n".join(f"  {line}" for line in lines))
         elif args.command == "show":
             if args.version == "champion":
                 info = reg.champion(args.model)
@@ -171,14 +253,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
+    except (InvalidDatabaseURL, SchemaTooNew) as exc:
+        return _fail(str(exc), EXIT_USAGE)
     except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), EXIT_FAILED)
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        url = safe_url(args.db_url or default_db_url())
-        print(f"error: database {url}: {detail}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        detail = _first_line(getattr(exc, "orig", None) or exc)
+        return _fail(f"database {safe_url(args.db_url or default_db_url())}: {detail}", EXIT_FAILED)
+    except (OSError, ValueError, CommandError) as exc:
+        return _fail(_first_line(exc), EXIT_FAILED)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _fail(message: str, code: int) -> int:
+    """Print ``error: <message>`` as one line on stderr; return the exit code."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return code

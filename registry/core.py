@@ -7,22 +7,28 @@ import math
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Engine, Select, event, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import artifacts, db
+from registry.access import fetch_blob
 from registry.errors import (
     ArtifactMissing,
+    ArtifactVerificationFailed,
     ImmutableVersionError,
     PromotionError,
+    RegistryClosed,
     RegistryError,
+    SchemaNotMigrated,
+    SchemaTooNew,
     VersionNotFound,
 )
 from registry.models import (
@@ -31,7 +37,9 @@ from registry.models import (
     CHAMPION,
     MUTABLE_VERSION_COLUMNS,
     ModelArtifact,
+    ModelReference,
     ModelVersion,
+    PromotionDecisionRow,
     PromotionEvent,
     RegisteredModel,
     utcnow,
@@ -41,6 +49,7 @@ from registry.policy import PromotionDecision, PromotionPolicy, compare
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "bati-credit"
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,33 @@ class EventInfo:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
         return {k: _iso(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class DecisionInfo:
+    """One champion/challenger decision on a version, promoted or not, with its checks (the
+    numbers compared, and on which holdout: ``checks["champion_metrics_source"]``)."""
+
+    id: int
+    model_name: str
+    version: int
+    promoted: bool
+    champion_version: int | None
+    actor: str
+    reason: str
+    created_at: datetime
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return {k: _iso(v) for k, v in asdict(self).items()}
+
+
+def _view(cls: type[_V], row: Any, model_name: str, **converted: Any) -> _V:
+    """A frozen view ``cls`` of an ORM ``row``: same-named attributes, plus ``converted``."""
+    taken = {"model_name", *converted}
+    plain = {f.name: getattr(row, f.name) for f in fields(cls) if f.name not in taken}
+    return cls(model_name=model_name, **plain, **converted)
 
 
 def _iso(value: Any) -> Any:
@@ -168,8 +204,12 @@ def _guard_immutability(session: Session, _ctx: Any, _instances: Any) -> None:
 class Registry:
     """Versioned, immutable model records in one SQL database (SQLite or PostgreSQL).
 
-    ``Registry(url)``: ``url`` else ``BATI_DB_URL`` else ``sqlite:///<project>/var/bati.db``.
-    The schema is migrated (Alembic) on first use. Thread-safe; one instance per process.
+    ``Registry(url)``: ``url`` else ``BATI_DB_URL`` else ``sqlite:///<var>/bati.db``.
+    The schema is migrated (Alembic) on first use; ``auto_migrate=False`` (what the API uses)
+    never creates or migrates it and raises :class:`SchemaNotMigrated` instead. A schema newer
+    than this code raises :class:`SchemaTooNew` either way. Thread-safe; one instance per
+    process (or per flow run), closed by its owner: a closed registry raises
+    :class:`RegistryClosed`.
     """
 
     def __init__(
@@ -181,12 +221,12 @@ class Registry:
         auto_migrate: bool = True,
     ) -> None:
         self.url = db.resolve_url(url)
-        self.engine: Engine = db.create_engine_for(self.url)
+        self._engine: Engine | None = db.create_engine_for(self.url, backends=db.SUPPORTED_BACKENDS)
         self.trusted_prefixes = tuple(trusted_prefixes)
         self.auto_migrate = auto_migrate
         self.cache = artifacts.ModelCache(cache_size)
         self._sessions = sessionmaker(
-            bind=self.engine, class_=RegistrySession, expire_on_commit=False
+            bind=self._engine, class_=RegistrySession, expire_on_commit=False
         )
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -197,9 +237,28 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({db.safe_url(self.url)!r})"
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine; :class:`RegistryClosed` after :meth:`close`."""
+        engine = self._engine
+        if engine is None:
+            raise RegistryClosed(f"{self!r} is closed; open a new Registry")
+        return engine
+
+    @property
+    def closed(self) -> bool:
+        return self._engine is None
+
     def close(self) -> None:
-        """Release pooled connections."""
-        self.engine.dispose()
+        """Dispose of the engine (every pooled connection) and drop cached models; idempotent.
+
+        Any later use raises :class:`RegistryClosed` instead of silently reconnecting.
+        """
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+        self.cache.clear()
+        self._last_good.clear()
 
     def __enter__(self) -> Registry:
         return self
@@ -218,20 +277,33 @@ class Registry:
         """The revision the database is currently at."""
         return db.current_revision(self.engine)
 
+    def check_schema(self) -> db.SchemaState:
+        """Read-only check of the schema against this code: ``current``, ``behind`` (empty or
+        older) or ``ahead`` (newer than the code). Never creates or migrates anything.
+
+        A schema found not current is checked again on the next use (so a database that was
+        emptied, then migrated by ``registry migrate``, is picked up without a restart).
+        """
+        state = db.schema_state(self.engine)
+        self._schema_ready = state.is_current
+        return state
+
     def ensure_schema(self) -> None:
-        """Migrate once per process if the database is not at the head revision."""
+        """Check the schema once per instance; migrate it when behind (``auto_migrate``)."""
+        engine = self.engine  # RegistryClosed after close()
         if self._schema_ready:
             return
         with self._schema_lock:
             if self._schema_ready:
                 return
-            if db.current_revision(self.engine) != db.head_revision():
+            state = db.schema_state(engine)
+            if state.status == db.AHEAD:
+                raise SchemaTooNew(str(state.database_revision), state.code_revision)
+            if state.status == db.BEHIND:
                 if not self.auto_migrate:
-                    raise RegistryError(
-                        f"database {db.safe_url(self.url)} is not migrated; "
-                        "run `python -m registry migrate`"
-                    )
-                db.upgrade(self.engine)
+                    # No URL in the message: the API may publish it (hosts and paths stay out).
+                    raise SchemaNotMigrated(state.database_revision, state.code_revision)
+                db.upgrade(engine)
             self._schema_ready = True
 
     @contextmanager
@@ -259,36 +331,23 @@ class Registry:
 
     @staticmethod
     def _info(row: ModelVersion, name: str) -> VersionInfo:
-        return VersionInfo(
-            id=row.id,
-            model_name=name,
-            version=row.version,
-            stage=row.stage,
-            created_at=row.created_at,
+        return _view(
+            VersionInfo,
+            row,
+            name,
             metrics=dict(row.metrics or {}),
             params=dict(row.params or {}),
             features=list(row.features or []),
             input_schema=dict(row.input_schema or {}),
-            data_fingerprint=row.data_fingerprint,
-            n_rows=row.n_rows,
-            n_customers=row.n_customers,
-            window_start=row.window_start,
-            window_end=row.window_end,
-            code_version=row.code_version,
-            flow_run_id=row.flow_run_id,
-            artifact_sha256=row.artifact_sha256,
-            artifact_size=row.artifact_size,
-            artifact_format=row.artifact_format,
-            decision_reason=row.decision_reason,
-            description=row.description,
-            holdout_fingerprint=row.holdout_fingerprint,
-            stage_changed_at=row.stage_changed_at,
             extra=dict(row.extra or {}),
         )
 
     @staticmethod
-    def _lock_model(session: Session, name: str, *, create: bool = False) -> RegisteredModel:
-        """The model row, locked for the rest of the transaction (created if asked)."""
+    def _lock_model(
+        session: Session, name: str, *, create: bool = False, lock: bool = True
+    ) -> RegisteredModel:
+        """The model row, locked for the rest of the transaction unless ``lock=False``
+        (created if asked); :class:`VersionNotFound` when there is no such model."""
         dialect = session.get_bind().dialect.name
         if create:
             if dialect in ("postgresql", "sqlite"):
@@ -308,7 +367,7 @@ class Registry:
                 session.add(RegisteredModel(name=name))
                 session.flush()
         stmt = select(RegisteredModel).where(RegisteredModel.name == name)
-        if dialect != "sqlite":  # SQLite: BEGIN IMMEDIATE already holds the write lock
+        if lock and dialect != "sqlite":  # SQLite: BEGIN IMMEDIATE already holds the lock
             stmt = stmt.with_for_update()
         model = session.scalars(stmt).one_or_none()
         if model is None:
@@ -395,12 +454,17 @@ class Registry:
         description: str | None = None,
         extra: dict | None = None,
         holdout_fingerprint: str | None = None,
+        references: Mapping[str, Any] | None = None,
+        reference_holdout: pd.DataFrame | None = None,
     ) -> VersionInfo:
         """Store ``model`` (skops) and its metadata as the next version, stage ``candidate``.
 
         Artifact and metadata commit in one transaction: any failure leaves no trace.
         ``holdout_fingerprint`` (or ``extra["holdout_fingerprint"]``) identifies the held-out
-        set the metrics were computed on, used by the promotion policy.
+        set the metrics were computed on, used by the promotion policy. ``references`` (plain
+        JSON monitoring bins) and ``reference_holdout`` (customer ids, features, labels,
+        predicted PD) are stored with the version, in the same transaction
+        (:func:`registry.read_references` reads them back).
         """
         if not model_name or not isinstance(model_name, str):
             raise RegistryError("model_name must be a non-empty string")
@@ -427,6 +491,15 @@ class Registry:
             "artifact_size": len(data),
             "artifact_format": artifacts.ARTIFACT_FORMAT,
         }
+        reference_row = None
+        if references is not None or reference_holdout is not None:
+            from registry.monitoring import reference_row as build_reference
+
+            encoded = build_reference(0, references or {}, reference_holdout)  # outside the tx
+
+            def reference_row(version_id: int) -> dict[str, Any]:
+                return {**encoded, "version_id": version_id}
+
         with self.session(write=True) as session:
             model_row = self._lock_model(session, model_name, create=True)
             last = session.scalar(
@@ -444,6 +517,8 @@ class Registry:
             session.add(row)
             session.flush()
             session.execute(insert(ModelArtifact).values(version_id=row.id, data=data))
+            if reference_row is not None:
+                session.execute(insert(ModelReference).values(**reference_row(row.id)))
             info = self._info(row, model_name)
         log.info(
             "registered %s v%d (%d bytes, sha256 %s)", model_name, info.version, len(data), sha[:12]
@@ -501,38 +576,38 @@ class Registry:
         )
         with self.session() as session:
             return [
-                EventInfo(
-                    id=e.id,
-                    model_name=name,
-                    action=e.action,
-                    from_version=e.from_version,
-                    to_version=e.to_version,
-                    actor=e.actor,
-                    reason=e.reason,
-                    created_at=e.created_at,
-                    details=dict(e.details or {}),
-                )
+                _view(EventInfo, e, name, details=dict(e.details or {}))
                 for e, name in session.execute(stmt)
+            ]
+
+    def decisions(self, model_name: str, version: int | None = None) -> list[DecisionInfo]:
+        """Champion/challenger decisions of a model (or one version), oldest first."""
+        stmt = (
+            select(PromotionDecisionRow, RegisteredModel.name)
+            .join(RegisteredModel, RegisteredModel.id == PromotionDecisionRow.model_id)
+            .where(RegisteredModel.name == model_name)
+            .order_by(PromotionDecisionRow.id)
+        )
+        if version is not None:
+            stmt = stmt.where(PromotionDecisionRow.version == int(version))
+        with self.session() as session:
+            return [
+                _view(DecisionInfo, d, name, checks=dict(d.checks or {}))
+                for d, name in session.execute(stmt)
             ]
 
     # -- artifacts ----------------------------------------------------------------------
     @staticmethod
     def _fetch_artifact(session: Session, version_id: int) -> bytes | None:
-        conn = session.connection()
-        if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-            # Binary result format: ~5x faster than hex-decoding a large bytea.
-            raw = conn.connection.driver_connection
-            with raw.cursor(binary=True) as cur:
-                cur.execute("SELECT data FROM model_artifacts WHERE version_id = %s", (version_id,))
-                row = cur.fetchone()
-            return None if row is None else bytes(row[0])
-        data = session.scalar(
-            select(ModelArtifact.data).where(ModelArtifact.version_id == version_id)
+        return fetch_blob(
+            session.connection(),
+            "SELECT data FROM model_artifacts WHERE version_id = :v",
+            {"v": version_id},
         )
-        return None if data is None else bytes(data)
 
-    def _deserialise(self, info: VersionInfo, data: bytes | None) -> Any:
-        """Checksum, audit and deserialise fetched bytes (outside any transaction)."""
+    def _deserialise(self, info: VersionInfo, data: bytes | None, *, cache: bool = True) -> Any:
+        """Checksum, audit and deserialise fetched bytes (outside any transaction); the model
+        joins the cache unless ``cache=False``."""
         label = f"{info.model_name} v{info.version}"
         if data is None:
             raise ArtifactMissing(f"artifact of {label} is missing from the database")
@@ -542,7 +617,8 @@ class Registry:
             trusted_prefixes=self.trusted_prefixes,
             label=label,
         )
-        self.cache.put((info.id, info.artifact_sha256), model)
+        if cache:
+            self.cache.put((info.id, info.artifact_sha256), model)
         return model
 
     def load_model(self, model_name: str, version: int, *, use_cache: bool = True) -> Any:
@@ -553,6 +629,26 @@ class Registry:
         with self.session() as session:
             data = self._fetch_artifact(session, info.id)
         return self._deserialise(info, data)
+
+    def verify_artifact(self, info: VersionInfo, *, action: str = "load") -> None:
+        """Check that ``info``'s stored bytes match its sha256 and deserialise with trusted
+        types only; :class:`ArtifactVerificationFailed` (a :class:`PromotionError`) if not.
+
+        Bytes identical to a model this process already loaded are not deserialised again; a
+        model deserialised here is not cached (loading for serving reads the bytes again).
+        """
+        try:
+            with self.session() as session:
+                data = self._fetch_artifact(session, info.id)
+            key = (info.id, info.artifact_sha256)
+            if (
+                data is None
+                or self.cache.get(key) is None
+                or artifacts.sha256_hex(data) != info.artifact_sha256
+            ):
+                self._deserialise(info, data, cache=False)
+        except RegistryError as exc:
+            raise ArtifactVerificationFailed(info.model_name, info.version, action, exc) from exc
 
     def load_champion(
         self, model_name: str, *, fallback_to_cache: bool = False, use_cache: bool = True
@@ -647,6 +743,22 @@ class Registry:
             ), champ
         return no(f"kept as candidate against champion v{champ.version}: {summary}", checks), champ
 
+    @staticmethod
+    def _held(
+        decision: PromotionDecision, hold: str | None, extra_checks: Mapping[str, Any] | None
+    ) -> PromotionDecision:
+        """``decision`` with the caller's extra checks, and not promoted when ``hold`` names a
+        reason (a gate asks for human approval: ``promote`` with an actor stays the path)."""
+        checks = {**decision.checks, **_jsonable(dict(extra_checks or {}))}
+        if hold and decision.promoted:
+            checks["held"] = str(hold)
+            reason = f"held for approval: {hold} (would have been: {decision.reason})"
+            current = decision.previous_champion
+            return replace(
+                decision, promoted=False, reason=reason, champion_version=current, checks=checks
+            )
+        return replace(decision, checks=checks)
+
     def evaluate_promotion(
         self,
         model_name: str,
@@ -654,19 +766,44 @@ class Registry:
         *,
         policy: PromotionPolicy | None = None,
         champion_metrics: Mapping[str, Any] | None = None,
+        hold: str | None = None,
     ) -> PromotionDecision:
         """What :meth:`promote_if_better` would decide, without changing anything."""
         with self.session() as session:
-            model = session.scalars(
-                select(RegisteredModel).where(RegisteredModel.name == model_name)
-            ).one_or_none()
-            if model is None:
-                raise VersionNotFound(f"no model named {model_name!r} in the registry")
+            model = self._lock_model(session, model_name, lock=False)
             target = self._version_row(session, model, version)
             decision, _ = self._decide(
                 session, model, target, policy or PromotionPolicy(), champion_metrics
             )
-            return decision
+            return self._held(decision, hold, None)
+
+    @staticmethod
+    def _record_decision(
+        session: Session,
+        model: RegisteredModel,
+        decision: PromotionDecision,
+        champion_version: int | None,
+        actor: str,
+        publish_snapshot: int | str | None,
+    ) -> None:
+        """Append the decision (and publish the run's snapshot) in the caller's transaction."""
+        session.add(
+            PromotionDecisionRow(
+                model_id=model.id,
+                version=int(decision.version or 0),
+                promoted=decision.promoted,
+                champion_version=champion_version,
+                actor=actor,
+                reason=decision.reason,
+                checks=_jsonable(decision.checks),
+                created_at=utcnow(),
+            )
+        )
+        if publish_snapshot is not None:
+            from registry.snapshots import mark_published
+
+            mark_published(session, publish_snapshot)
+        session.flush()
 
     def promote_if_better(
         self,
@@ -676,20 +813,39 @@ class Registry:
         policy: PromotionPolicy | None = None,
         actor: str = "flow",
         champion_metrics: Mapping[str, Any] | None = None,
+        publish_snapshot: int | str | None = None,
+        hold: str | None = None,
+        extra_checks: Mapping[str, Any] | None = None,
     ) -> PromotionDecision:
         """Promote ``version`` if it beats the champion under ``policy`` (first one always does).
 
         Runs under the model's row lock, so the champion cannot change between the
-        comparison and the switch. The reason is stored on the version; a promotion also
-        writes an event. ``champion_metrics`` = the champion re-scored on the candidate's
-        holdout (preferred when holdouts differ between trainings).
+        comparison and the switch. The reason is stored on the version; every decision is
+        recorded with its checks (:meth:`decisions`), a promotion also writes an event.
+        ``champion_metrics`` = the champion re-scored on the candidate's holdout (preferred
+        when holdouts differ between trainings). A version is promoted only after its artifact
+        is verified (:meth:`verify_artifact`, outside the write lock).
+
+        ``publish_snapshot`` (a snapshot id, or a run id) publishes that feature snapshot in
+        the same transaction as the decision, whatever it is (the run has completed).
+        ``hold`` (a reason) keeps a version that would be promoted as a candidate pending
+        approval; ``extra_checks`` (e.g. gates on the champion's reference holdout) are stored
+        with the decision.
         """
         policy = policy or PromotionPolicy()
+        preview = self.evaluate_promotion(
+            model_name, version, policy=policy, champion_metrics=champion_metrics, hold=hold
+        )
+        if preview.promoted:
+            self.verify_artifact(self.get_version(model_name, version), action="promotion")
         with self.session(write=True) as session:
             model = self._lock_model(session, model_name)
             target = self._version_row(session, model, version)
             decision, champ = self._decide(session, model, target, policy, champion_metrics)
+            decision = self._held(decision, hold, extra_checks)
             if decision.promoted:
+                if not preview.promoted:  # the champion changed since the preview
+                    self.verify_artifact(self._info(target, model_name), action="promotion")
                 self._switch_champion(
                     session,
                     model,
@@ -707,14 +863,29 @@ class Registry:
                     .values(decision_reason=decision.reason)
                     .execution_options(synchronize_session=False)
                 )
+            champion_version = champ.version if champ is not None else None
+            self._record_decision(
+                session, model, decision, champion_version, actor, publish_snapshot
+            )
         log.info("%s v%s: %s", model_name, version, decision.reason)
         return decision
 
     def promote(
-        self, model_name: str, version: int, *, actor: str, reason: str
+        self,
+        model_name: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        publish_snapshot: int | str | None = None,
     ) -> PromotionDecision:
-        """Manually make ``version`` the champion (the old champion becomes archived)."""
+        """Manually make ``version`` the champion (the old champion becomes archived).
+
+        Refused with :class:`ArtifactVerificationFailed` when its artifact fails verification.
+        ``publish_snapshot`` as in :meth:`promote_if_better`.
+        """
         _require_actor_reason(actor, reason)
+        self.verify_artifact(self.get_version(model_name, version), action="promotion")
         with self.session(write=True) as session:
             model = self._lock_model(session, model_name)
             target = self._version_row(session, model, version)
@@ -732,28 +903,27 @@ class Registry:
                 reason=reason,
                 details={},
             )
-        return PromotionDecision(True, reason, int(version), previous, model_name, int(version))
+            decision = PromotionDecision(
+                True, reason, int(version), previous, model_name, int(version), {"manual": True}
+            )
+            self._record_decision(session, model, decision, previous, actor, publish_snapshot)
+        return decision
 
     def rollback(self, model_name: str, *, actor: str, reason: str) -> PromotionDecision:
-        """Re-instate the previous champion (from the event history); the current is archived."""
+        """Re-instate the previous champion (from the event history); the current is archived.
+
+        Refused with :class:`ArtifactVerificationFailed` when the previous champion's artifact
+        fails verification (the current champion stays).
+        """
         _require_actor_reason(actor, reason)
+        with self.session() as session:
+            *_, planned = self._rollback_pair(session, model_name, lock=False)
+            planned_info = self._info(planned, model_name)
+        self.verify_artifact(planned_info, action="rollback")
         with self.session(write=True) as session:
-            model = self._lock_model(session, model_name)
-            champ = self._champion_row(session, model.id)
-            if champ is None:
-                raise PromotionError(f"{model_name} has no champion to roll back")
-            history = session.execute(
-                select(PromotionEvent.action, PromotionEvent.to_version)
-                .where(PromotionEvent.model_id == model.id)
-                .order_by(PromotionEvent.id)
-            ).all()
-            lineage = champion_lineage(history)
-            if len(lineage) < 2 or lineage[-1] != champ.version:
-                raise PromotionError(
-                    f"{model_name} has no previous champion to roll back to "
-                    f"(champion v{champ.version})"
-                )
-            target = self._version_row(session, model, lineage[-2])
+            model, champ, target = self._rollback_pair(session, model_name, lock=True)
+            if target.id != planned_info.id:  # history changed meanwhile: verify the new target
+                self.verify_artifact(self._info(target, model_name), action="rollback")
             self._switch_champion(
                 session,
                 model,
@@ -767,6 +937,26 @@ class Registry:
         return PromotionDecision(
             True, reason, target.version, champ.version, model_name, target.version
         )
+
+    def _rollback_pair(
+        self, session: Session, model_name: str, *, lock: bool
+    ) -> tuple[RegisteredModel, ModelVersion, ModelVersion]:
+        """(model, current champion, previous champion) from the event history."""
+        model = self._lock_model(session, model_name, lock=lock)
+        champ = self._champion_row(session, model.id)
+        if champ is None:
+            raise PromotionError(f"{model_name} has no champion to roll back")
+        history = session.execute(
+            select(PromotionEvent.action, PromotionEvent.to_version)
+            .where(PromotionEvent.model_id == model.id)
+            .order_by(PromotionEvent.id)
+        ).all()
+        lineage = champion_lineage(history)
+        if len(lineage) < 2 or lineage[-1] != champ.version:
+            raise PromotionError(
+                f"{model_name} has no previous champion to roll back to (champion v{champ.version})"
+            )
+        return model, champ, self._version_row(session, model, lineage[-2])
 
 
 def champion_lineage(history: list[Any]) -> list[int]:

@@ -5,7 +5,8 @@ prediction log. Bulk inserts in one transaction each; every function accepts a
 
 from __future__ import annotations
 
-import json
+import math
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -14,38 +15,17 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from registry import db
-from registry.models import FeatureSnapshot, PredictionLog, QuarantineRow, Score, utcnow
+from registry.access import as_utc, engine_of, write_connection
+from registry.models import PredictionLog, QuarantineRow, Score, utcnow
+from registry.snapshots import (  # noqa: F401 - the historical import path of these names
+    SNAPSHOT_INDEX_NAME,
+    read_feature_snapshot,
+    snapshot_dates,
+    write_feature_snapshot,
+)
 
 if TYPE_CHECKING:
     from registry.core import Registry
-
-SNAPSHOT_INDEX_NAME = "CustomerId"
-
-
-def _engine(target: Registry | Engine) -> Engine:
-    if isinstance(target, Engine):
-        return target
-    target.ensure_schema()
-    return target.engine
-
-
-def _write_conn(target: Registry | Engine) -> Connection:
-    return _engine(target).connect().execution_options(**{db.WRITE_OPTION: True})
-
-
-def _as_utc(value: Any) -> datetime:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    return str(value)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -75,7 +55,7 @@ def write_quarantine(target: Registry | Engine, run_id: str, source: str, df: pd
     now = utcnow()
     for row in rows:
         row.update(run_id=str(run_id), source=str(source), created_at=now)
-    with _write_conn(target) as conn, conn.begin():
+    with write_connection(target) as conn, conn.begin():
         conn.execute(insert(QuarantineRow.__table__), rows)
     return len(rows)
 
@@ -88,83 +68,91 @@ def read_quarantine(target: Registry | Engine, run_id: str | None = None) -> pd.
     ).order_by(t.c.id)
     if run_id is not None:
         stmt = stmt.where(t.c.run_id == run_id)
-    with _engine(target).connect() as conn:
+    with engine_of(target).connect() as conn:
         return pd.DataFrame(
             conn.execute(stmt).mappings().all(), columns=list(stmt.selected_columns.keys())
         )
 
 
-# -- feature snapshots -------------------------------------------------------------------------
-def write_feature_snapshot(
-    target: Registry | Engine,
+# -- scores ------------------------------------------------------------------------------------
+_S = Score.__table__
+#: Columns of ``scores`` written by :func:`write_scores`, in COPY/INSERT order.
+_SCORE_INSERT = (
+    "run_id",
+    "customer_id",
+    "as_of",
+    "model_name",
+    "model_version",
+    "snapshot_id",
+    "probability",
+    "score",
+    "band",
+    "amount",
+    "duration_days",
+    "approved",
+    "created_at",
+)
+_COPY_CHUNK_ROWS = 100_000
+
+
+def _typed(values: Any, dtype: str, index: pd.Index) -> pd.Series:
+    """A column (or a scalar broadcast) as nullable ``dtype``; integers from floats rounded."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values, index=index)
+    if dtype == "Int64" and pd.api.types.is_float_dtype(series):
+        series = series.round()
+    return series.astype(dtype)
+
+
+def score_frame(
     df: pd.DataFrame,
-    as_of: datetime | str | pd.Timestamp,
     run_id: str,
     *,
+    as_of: datetime | str | pd.Timestamp | None = None,
     model_name: str | None = None,
-) -> int:
-    """Store one feature vector per customer (``df`` indexed by customer id) as of ``as_of``.
-
-    Rows previously stored for the same ``as_of`` are replaced in the same transaction.
-    Values are stored as exact JSON (NaN -> null).
-    """
-    when = _as_utc(as_of)
-    ids = df.index.astype(str)
-    if ids.has_duplicates:
-        raise ValueError("feature snapshot index (customer id) has duplicates")
-    payloads = [json.dumps(r, default=_json_default, allow_nan=False) for r in _records(df)]
-    now = utcnow()
-    rows = [
-        {
-            "customer_id": cid,
-            "as_of": when,
-            "run_id": str(run_id),
-            "model_name": model_name,
-            "features": payload,
-            "created_at": now,
-        }
-        for cid, payload in zip(ids, payloads, strict=True)
-    ]
-    t = FeatureSnapshot.__table__
-    with _write_conn(target) as conn, conn.begin():
-        conn.execute(delete(t).where(t.c.as_of == when))
-        if rows:
-            conn.execute(insert(t), rows)
-    return len(rows)
-
-
-def snapshot_dates(target: Registry | Engine) -> list[datetime]:
-    """The distinct ``as_of`` dates stored, oldest first."""
-    t = FeatureSnapshot.__table__
-    with _engine(target).connect() as conn:
-        return list(conn.scalars(select(t.c.as_of).distinct().order_by(t.c.as_of)))
-
-
-def read_feature_snapshot(
-    target: Registry | Engine, as_of: datetime | str | pd.Timestamp | None = None
+    model_version: int | None = None,
+    snapshot_id: int | None = None,
 ) -> pd.DataFrame:
-    """Features as of ``as_of`` (latest when ``None``): index = customer id, columns = features.
-
-    ``attrs`` carries ``as_of`` and ``run_id``; an empty frame when there is no snapshot.
-    """
-    t = FeatureSnapshot.__table__
-    with _engine(target).connect() as conn:
-        when = conn.scalar(select(func.max(t.c.as_of))) if as_of is None else _as_utc(as_of)
-        if when is None:
-            return pd.DataFrame(index=pd.Index([], name=SNAPSHOT_INDEX_NAME, dtype="str"))
-        rows = conn.execute(
-            select(t.c.customer_id, t.c.features, t.c.run_id)
-            .where(t.c.as_of == when)
-            .order_by(t.c.customer_id)
-        ).all()
-    index = pd.Index([r.customer_id for r in rows], name=SNAPSHOT_INDEX_NAME, dtype="str")
-    frame = pd.DataFrame.from_records([json.loads(r.features) for r in rows], index=index)
-    frame.attrs.update(as_of=pd.Timestamp(when), run_id=rows[0].run_id if rows else None)
+    """The typed rows :func:`write_scores` stores (columns :data:`_SCORE_INSERT`)."""
+    if "probability" not in df:
+        raise ValueError("scores frame lacks a 'probability' column")
+    idx = df.index
+    if "customer_id" in df:
+        customer = df["customer_id"]
+    elif "CustomerId" in df:
+        customer = df["CustomerId"]
+    else:
+        customer = pd.Series(idx, index=idx)
+    if "as_of" in df:
+        when = pd.to_datetime(df["as_of"], utc=True)
+    else:
+        when = pd.Series(pd.NaT if as_of is None else pd.Timestamp(as_utc(as_of)), index=idx)
+        when = when.astype("datetime64[us, UTC]")
+    frame = pd.DataFrame(
+        {
+            "run_id": str(run_id),
+            "customer_id": customer.astype("str"),
+            "as_of": when,
+            "model_name": _typed(df.get("model_name", model_name), "str", idx),
+            "model_version": _typed(df.get("model_version", model_version), "Int64", idx),
+            "snapshot_id": _typed(df.get("snapshot_id", snapshot_id), "Int64", idx),
+            "probability": _typed(df["probability"], "float64", idx),
+            "score": _typed(df.get("score"), "Int64", idx),
+            "band": _typed(df.get("band"), "str", idx),
+            "amount": _typed(df.get("amount"), "Float64", idx),
+            "duration_days": _typed(df.get("duration_days"), "Int64", idx),
+            "approved": _typed(df.get("approved"), "boolean", idx),
+            "created_at": pd.Timestamp(utcnow()),
+        },
+        index=idx,
+    )
+    for col in ("model_name", "band"):  # a missing column is NULL, not the text "None"
+        if col not in df and (col != "model_name" or model_name is None):
+            frame[col] = pd.Series(pd.NA, index=idx, dtype="str")
+    if frame["probability"].isna().any():
+        raise ValueError("scores frame has missing probabilities")
+    if not frame["customer_id"].is_monotonic_increasing:  # index order: appends, not seeks
+        frame = frame.iloc[np.argsort(frame["customer_id"].to_numpy(), kind="stable")]
     return frame
-
-
-# -- scores ------------------------------------------------------------------------------------
-_SCORE_COLUMNS = ("probability", "score", "band", "amount", "duration_days")
 
 
 def write_scores(
@@ -175,78 +163,203 @@ def write_scores(
     as_of: datetime | str | pd.Timestamp | None = None,
     model_name: str | None = None,
     model_version: int | None = None,
+    snapshot_id: int | None = None,
+    replace: bool = False,
 ) -> int:
-    """Insert batch scores; ``df`` has ``customer_id`` (column, or ``CustomerId``, or the index)
-    and ``probability`` plus optional ``score, band, amount, duration_days, as_of,
-    model_name, model_version`` (keyword arguments fill the columns that are absent)."""
+    """Insert batch scores in bulk (PostgreSQL: COPY); returns the number of rows.
+
+    ``df`` has ``customer_id`` (column, or ``CustomerId``, or the index) and ``probability``
+    plus optional ``score, band, amount, duration_days, approved, as_of, model_name,
+    model_version, snapshot_id`` (keyword arguments fill the columns that are absent).
+    A customer is scored once per (run, model name, model version): ``replace=True`` first
+    deletes what this run already stored for that model version (a retried write).
+    """
     if len(df) == 0:
         return 0
-    if "probability" not in df:
-        raise ValueError("scores frame lacks a 'probability' column")
-    if "customer_id" in df:
-        customer = df["customer_id"]
-    elif "CustomerId" in df:
-        customer = df["CustomerId"]
-    else:
-        customer = pd.Series(df.index, index=df.index)
-    frame = pd.DataFrame({"customer_id": customer.astype(str)}, index=df.index)
-    for col in _SCORE_COLUMNS:
-        frame[col] = df.get(col)
-    frame["as_of"] = (
-        pd.to_datetime(df["as_of"], utc=True)
-        if "as_of" in df
-        else (None if as_of is None else _as_utc(as_of))
+    frame = score_frame(
+        df,
+        run_id,
+        as_of=as_of,
+        model_name=model_name,
+        model_version=model_version,
+        snapshot_id=snapshot_id,
     )
-    frame["model_name"] = df.get("model_name", model_name)
-    frame["model_version"] = df.get("model_version", model_version)
-    rows = _records(frame)
-    now = utcnow()
-    for row in rows:
-        row["run_id"] = str(run_id)
-        row["created_at"] = now
-        for key in ("score", "duration_days", "model_version"):
-            if row[key] is not None:
-                row[key] = int(row[key])
-        for key in ("probability", "amount"):
-            if row[key] is not None:
-                row[key] = float(row[key])
-        if isinstance(row["as_of"], pd.Timestamp):
-            row["as_of"] = row["as_of"].to_pydatetime()
-    with _write_conn(target) as conn, conn.begin():
-        conn.execute(insert(Score.__table__), rows)
-    return len(rows)
+    with write_connection(target) as conn, conn.begin():
+        if replace:
+            for (name, version), _ in frame.groupby(
+                ["model_name", "model_version"], dropna=False, sort=False
+            ):
+                conn.execute(
+                    delete(_S).where(
+                        _S.c.run_id == str(run_id),
+                        _S.c.model_name.is_(None) if pd.isna(name) else _S.c.model_name == name,
+                        _S.c.model_version.is_(None)
+                        if pd.isna(version)
+                        else _S.c.model_version == int(version),
+                    )
+                )
+        if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+            _copy_rows(conn, "scores", frame)
+        else:
+            _insert_rows(conn, _S, frame)
+    return len(frame)
+
+
+def _copy_rows(conn: Connection, table: str, frame: pd.DataFrame) -> None:
+    """PostgreSQL ``COPY ... FROM STDIN`` (CSV written by Arrow) of ``frame``, caller's tx."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    options = pa_csv.WriteOptions(include_header=False, batch_size=_COPY_CHUNK_ROWS)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as cp:
+        for start in range(0, len(frame), _COPY_CHUNK_ROWS):
+            chunk = pa.Table.from_pandas(
+                frame.iloc[start : start + _COPY_CHUNK_ROWS], preserve_index=False
+            )
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(chunk, sink, options)
+            cp.write(memoryview(sink.getvalue()))
+
+
+def _per_distinct(col: pd.Series, convert: Any) -> np.ndarray:
+    """``convert`` applied once per distinct timestamp of ``col`` (NaT -> None), as objects."""
+    codes, uniques = pd.factorize(col)
+    done = np.array([convert(v.to_pydatetime()) for v in uniques] + [None], dtype=object)
+    return done[codes]  # code -1 (NaT) takes the trailing None
+
+
+def _insert_rows(conn: Connection, table: Any, frame: pd.DataFrame) -> None:
+    """``executemany`` of plain tuples (the dialect's own datetime binding), caller's tx."""
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):  # bind each distinct value once
+            kind = table.c[name].type.dialect_impl(conn.dialect)
+            bind = kind.bind_processor(conn.dialect) or (lambda v: v)
+            columns.append(_per_distinct(col, bind).tolist())
+        else:
+            columns.append(col.to_numpy(dtype=object, na_value=None).tolist())
+    names = ", ".join(f'"{c}"' for c in frame.columns)
+    marks = ", ".join("?" if conn.dialect.paramstyle == "qmark" else "%s" for _ in frame.columns)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(zip(*columns, strict=True))
+    )
 
 
 def read_scores(
-    target: Registry | Engine, run_id: str | None = None, customer_id: str | None = None
+    target: Registry | Engine,
+    run_id: str | None = None,
+    customer_id: str | None = None,
+    *,
+    model_name: str | None = None,
+    model_version: int | None = None,
 ) -> pd.DataFrame:
-    """Stored scores (optionally of one run and/or customer), oldest first."""
-    t = Score.__table__
-    cols = [c for c in t.c if c.name != "id"]
-    stmt = select(*cols).order_by(t.c.id)
-    if run_id is not None:
-        stmt = stmt.where(t.c.run_id == run_id)
-    if customer_id is not None:
-        stmt = stmt.where(t.c.customer_id == customer_id)
-    with _engine(target).connect() as conn:
+    """Stored scores (optionally of one run, customer, model name and/or version), oldest
+    first."""
+    cols = [c for c in _S.c if c.name != "id"]
+    stmt = select(*cols).order_by(_S.c.id)
+    for column, value in (
+        (_S.c.run_id, run_id),
+        (_S.c.customer_id, customer_id),
+        (_S.c.model_name, model_name),
+        (_S.c.model_version, model_version),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    with engine_of(target).connect() as conn:
         return pd.DataFrame(conn.execute(stmt).all(), columns=[c.name for c in cols])
+
+
+def score_runs(target: Registry | Engine, model_name: str | None = None) -> pd.DataFrame:
+    """One row per stored score run: run_id, as_of, model_name, model_version, snapshot_id,
+    customers, created_at (oldest first) - what decay monitoring looks back at."""
+    stmt = (
+        select(
+            _S.c.run_id,
+            _S.c.as_of,
+            _S.c.model_name,
+            _S.c.model_version,
+            func.max(_S.c.snapshot_id).label("snapshot_id"),
+            func.count().label("customers"),
+            func.min(_S.c.created_at).label("created_at"),
+        )
+        .group_by(_S.c.run_id, _S.c.as_of, _S.c.model_name, _S.c.model_version)
+        .order_by(func.min(_S.c.id))
+    )
+    if model_name is not None:
+        stmt = stmt.where(_S.c.model_name == model_name)
+    with engine_of(target).connect() as conn:
+        return pd.DataFrame(conn.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
 
 
 # -- prediction log ----------------------------------------------------------------------------
 _LOG_FIELDS = tuple(c.name for c in PredictionLog.__table__.c if c.name not in ("id", "created_at"))
+_CLIENT_ID_MAX = PredictionLog.__table__.c.client_request_id.type.length
+#: Other names accepted for prediction-log keys (the API's payload names).
+_LOG_ALIASES = {
+    "latency_ms": "duration_ms",
+    "reason_codes": "reasons",
+    "amount": "recommended_amount",
+    "duration_days": "recommended_duration_days",
+}
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as strict JSON values: numpy scalars unwrapped, NaN/inf as null."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [plain_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _decision(row: Mapping[str, Any]) -> str | None:
+    decision = row.get("decision")
+    if decision is None and row.get("approved") is not None:
+        decision = "approved" if row["approved"] else "declined"
+    return None if decision is None else str(decision)[:16]
 
 
 def log_predictions(target: Registry | Engine, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Bulk insert online predictions (keys: request_id, customer_id, model_name,
-    model_version, probability, score, latency_ms; optional created_at)."""
+    """Bulk insert online predictions.
+
+    Keys: request_id, client_request_id, customer_id, model_name, model_version, probability,
+    score, latency_ms (or duration_ms), band, decision (or approved: True/False), amount (or
+    recommended_amount), duration_days (or recommended_duration_days), reason_codes (or
+    reasons: a list, stored as JSON), snapshot_id; optional created_at. Missing keys are NULL.
+
+    ``request_id`` is the server's id for the request (a random one is made when it is
+    missing); ``client_request_id`` is whatever the caller sent (``X-Request-ID``), stored
+    apart, cut to its column's length, never used as the audit key.
+    """
     now = utcnow()
-    payload = [
-        {**{k: row.get(k) for k in _LOG_FIELDS}, "created_at": row.get("created_at") or now}
-        for row in rows
-    ]
+    payload = []
+    for row in rows:
+        record = {k: row.get(k) for k in _LOG_FIELDS}
+        for key, alias in _LOG_ALIASES.items():
+            if record[key] is None:
+                record[key] = row.get(alias)
+        record["request_id"] = record["request_id"] or uuid.uuid4().hex
+        client = record["client_request_id"]
+        record["client_request_id"] = None if client is None else str(client)[:_CLIENT_ID_MAX]
+        record["decision"] = _decision(row)
+        if record["reason_codes"] is not None:
+            record["reason_codes"] = plain_json(record["reason_codes"])
+        record["created_at"] = row.get("created_at") or now
+        payload.append(record)
     if not payload:
         return 0
-    with _write_conn(target) as conn, conn.begin():
+    with write_connection(target) as conn, conn.begin():
         conn.execute(insert(PredictionLog.__table__), payload)
     return len(payload)
 
@@ -257,5 +370,5 @@ def read_prediction_log(target: Registry | Engine, limit: int | None = None) -> 
     stmt = select(*[c for c in t.c]).order_by(t.c.id.desc())
     if limit is not None:
         stmt = stmt.limit(int(limit))
-    with _engine(target).connect() as conn:
+    with engine_of(target).connect() as conn:
         return pd.DataFrame(conn.execute(stmt).all(), columns=[c.name for c in t.c])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +42,52 @@ def isolated_pg_url(base_url: str, prefix: str = "bati_test") -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+def replace_artifact(url: str, version_id: int, change: Callable[[bytes], bytes | None]) -> None:
+    """Tamper with a stored artifact the way an attacker with DDL rights could: switch the
+    immutability triggers off, replace the bytes with ``change(old)`` (delete the row when it
+    returns None), switch them back on, all in one transaction."""
+    from registry.db import WRITE_OPTION, create_engine_for
+
+    engine = create_engine_for(url)
+    v = {"v": version_id}
+    try:
+        with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+            select_data = "SELECT data FROM model_artifacts WHERE version_id = :v"
+            old = bytes(conn.execute(text(select_data), v).scalar_one())
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("ALTER TABLE model_artifacts DISABLE TRIGGER USER"))
+                triggers = []
+            else:
+                triggers = conn.execute(
+                    text(
+                        "SELECT name, sql FROM sqlite_master "
+                        "WHERE type = 'trigger' AND tbl_name = 'model_artifacts'"
+                    )
+                ).all()
+                for name, _ in triggers:
+                    conn.execute(text(f'DROP TRIGGER "{name}"'))
+            conn.execute(text("DELETE FROM model_artifacts WHERE version_id = :v"), v)
+            new = change(old)
+            if new is not None:
+                conn.execute(
+                    text("INSERT INTO model_artifacts (version_id, data) VALUES (:v, :d)"),
+                    {**v, "d": new},
+                )
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("ALTER TABLE model_artifacts ENABLE TRIGGER USER"))
+            for _, sql in triggers:
+                conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+def flip_one_byte(blob: bytes) -> bytes:
+    """``blob`` with its middle byte inverted (a tampered artifact)."""
+    out = bytearray(blob)
+    out[len(out) // 2] ^= 0xFF
+    return bytes(out)
 
 
 @contextmanager

@@ -10,25 +10,33 @@ from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
 from credit.eda import build_eda_report
+from credit.ingest import IngestReport
+from credit.transactions import CustomerBuckets
 
 
 @task(name="eda", cache_policy=NO_CACHE, timeout_seconds=900)
 def eda(
-    tx: pd.DataFrame,
+    cleaned: CustomerBuckets,
     out_path: Path,
     *,
     rfm: pd.DataFrame | None = None,
     labels: pd.Series | None = None,
-    quarantine: dict | None = None,
+    ingest_report: IngestReport | None = None,
     features: pd.DataFrame | None = None,
-    title: str | None = None,
 ) -> Path:
-    """Write the self-contained HTML EDA report and link it as an artifact.
-
-    ``title`` replaces the default title (the out-of-core path says the report describes a
-    row sample).
-    """
-    extra = {"title": title} if title else {}
+    """Write the self-contained HTML EDA report of the cleaned transactions and link it as an
+    artifact (out of core, of their uniform row sample, as the title says)."""
+    tx = cleaned.sample
+    extra = {}
+    if cleaned.sampled:
+        extra["title"] = (
+            "Bati Bank credit scoring - exploratory data analysis of a uniform sample of "
+            f"{len(tx):,} of {cleaned.rows:,} cleaned transactions"
+        )
+    quarantine = None
+    if ingest_report is not None:
+        cleaning = cleaned.report.to_dict() if cleaned.report else {}
+        quarantine = {**ingest_report.to_dict(), "cleaning": cleaning}
     path = build_eda_report(
         tx, out_path, rfm=rfm, labels=labels, quarantine=quarantine, features=features, **extra
     )

@@ -11,10 +11,12 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from credit import outofcore
+from credit.csvsafe import write_csv
 from credit.features import FEATURE_VERSION, build_feature_snapshot
 from credit.label import TrainingTable, build_training_table
+from credit.transactions import CustomerBuckets
 from credit.woe import iv_table
+from tasks.registry_handle import registry_for
 
 
 def content_key(*parts: Any) -> str:
@@ -32,7 +34,7 @@ def _keyed(prefix: str):
 
 @task(name="featurize", cache_policy=NO_CACHE)
 def featurize(
-    tx: pd.DataFrame | outofcore.CleanBuckets,
+    tx: CustomerBuckets,
     *,
     as_of: pd.Timestamp | None,
     window_days: int,
@@ -43,21 +45,16 @@ def featurize(
     """The feature snapshot every known customer is scored from (Parquet + database).
 
     Same feature code and observation window as training; ``as_of`` defaults to the midnight
-    after the data's last transaction. Out of core (``tx`` as customer buckets) the snapshot is
-    built bucket by bucket, with the same result.
+    after the data's last transaction. Built bucket by bucket: one bucket in memory, or many on
+    disk out of core, with the same result.
     """
-    from registry import Registry, write_feature_snapshot
+    from registry import write_feature_snapshot
 
-    build = (
-        outofcore.build_feature_snapshot
-        if isinstance(tx, outofcore.CleanBuckets)
-        else build_feature_snapshot
-    )
-    snapshot = build(tx, window_days=window_days, as_of=as_of)
+    snapshot = build_feature_snapshot(tx, window_days=window_days, as_of=as_of)
     as_of = pd.Timestamp(snapshot.attrs["as_of"])
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.to_parquet(out_dir / "feature_snapshot.parquet")
-    n = write_feature_snapshot(Registry(db_url), snapshot, as_of, run_id)
+    n = write_feature_snapshot(registry_for(db_url), snapshot, as_of, run_id)
     get_run_logger().info(
         "feature snapshot v%s as of %s: %d customers x %d features (%d rows stored)",
         FEATURE_VERSION,
@@ -76,7 +73,7 @@ def featurize(
     timeout_seconds=1800,
 )
 def label(
-    tx: pd.DataFrame | outofcore.CleanBuckets,
+    tx: CustomerBuckets,
     *,
     cache_key: str,
     as_of: pd.Timestamp | None,
@@ -86,15 +83,10 @@ def label(
 ) -> TrainingTable:
     """Out-of-time training table: features before the cutoff, proxy label after it.
 
-    Out of core (``tx`` as customer buckets) features and RFM are built bucket by bucket and the
-    proxy label on the whole customer-level RFM table: the same table as in memory.
+    Features and RFM are built bucket by bucket and the proxy label on the whole customer-level
+    RFM table: out of core, the same table as in memory.
     """
-    build = (
-        outofcore.build_training_table
-        if isinstance(tx, outofcore.CleanBuckets)
-        else build_training_table
-    )
-    table = build(
+    table = build_training_table(
         tx,
         as_of=as_of,
         observation_days=observation_days,
@@ -119,6 +111,6 @@ def information_value(X: pd.DataFrame, y: pd.Series, out_dir: Path) -> pd.DataFr
     """IV of every feature against the proxy label, written to the run's outputs."""
     table = iv_table(X, y)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "information_value.csv", index=False)
+    write_csv(table, out_dir / "information_value.csv")
     get_run_logger().info("IV table: %d features, top %s", len(table), table.iloc[0].to_dict())
     return table

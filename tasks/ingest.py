@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,15 @@ from credit.ingest import (
     DEFAULT_MAX_BAD_SHARE,
     IngestError,
     IngestResult,
-    display_source,
+    TooManyBadRowsError,
     ingest,
     iter_messages,
-    split_valid,
     write_quarantine,
 )
-from credit.ingest import read_transactions as _read_transactions
-from credit.outofcore import (
-    DEFAULT_BUCKET_ROWS,
-    DEFAULT_CHUNK_ROWS,
-    SpilledTransactions,
-    spill_transactions,
-)
+from credit.outofcore import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, validate_source
 from credit.paths import runs_dir
+from credit.sources import DEFAULT_OUT_OF_CORE_ROWS, RawTransactions, open_transactions
+from tasks.registry_handle import registry_for
 
 
 def store_quarantine(
@@ -43,11 +39,10 @@ def store_quarantine(
     paths = write_quarantine(result, out_dir)
     stored = 0
     if len(result.quarantine):
-        from registry import Registry
         from registry import write_quarantine as db_write_quarantine
 
         db_write_quarantine(
-            Registry(db_url), run_id=run_id, source=result.report["source"], df=result.quarantine
+            registry_for(db_url), run_id=run_id, source=result.report.source, df=result.quarantine
         )
         stored = len(result.quarantine)
     return {"quarantine_path": str(paths["quarantine"]), "quarantine_db_rows": stored}
@@ -65,74 +60,100 @@ def run_ingest(
     """Ingest ``source`` and store its quarantine, also when the bad share fails the run."""
     try:
         result = ingest(source, max_bad_share=max_bad_share, table=table)
-    except IngestError as exc:
-        failed: IngestResult | None = getattr(exc, "result", None)
-        if failed is not None:
-            rid = run_id or f"ingest-{failed.report['fingerprint'][:12]}"
-            store_quarantine(failed, out_dir or runs_dir() / rid, run_id=rid, db_url=db_url)
+    except TooManyBadRowsError as exc:
+        rid = run_id or f"ingest-{exc.result.report.fingerprint[:12]}"
+        store_quarantine(exc.result, out_dir or runs_dir() / rid, run_id=rid, db_url=db_url)
         raise
-    rid = run_id or f"ingest-{result.report['fingerprint'][:12]}"
+    rid = run_id or f"ingest-{result.report.fingerprint[:12]}"
     stored = store_quarantine(result, out_dir or runs_dir() / rid, run_id=rid, db_url=db_url)
     return result, stored
 
 
-def _retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient I/O faults; a structural problem with the data is final."""
-    try:
-        state.result()
-    except IngestError:
+def _retries_on(*transient: type[Exception]) -> Callable[[Any, Any, Any], bool]:
+    """A retry condition: retry ``transient`` faults; a problem with the data is final."""
+
+    def condition(task: Any, task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except IngestError:
+            return False
+        except transient:
+            return True
+        except Exception:
+            return False
         return False
-    except Exception:
-        return True
-    return False
+
+    return condition
 
 
 @task(
     name="ingest",
     retries=3,
     retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=_retry_io_only,
+    retry_condition_fn=_retries_on(Exception),
     timeout_seconds=1800,
     cache_policy=NO_CACHE,
 )
-def ingest_source(source: str, table: str | None = None) -> tuple[Any, str]:
-    """Read the raw transactions (I/O: retried) and fingerprint them."""
-    logger = get_run_logger()
-    raw, fingerprint = _read_transactions(source, table=table)
-    logger.info(
-        "read %s rows from %s (sha256 %s)",
-        f"{len(raw):,}",
-        display_source(source),
-        fingerprint[:12],
-    )
-    return raw, fingerprint
-
-
-@task(name="validate", cache_policy=NO_CACHE, timeout_seconds=1800)
-def validate(
-    raw: Any,
-    *,
+def ingest_source(
     source: str,
-    fingerprint: str,
+    *,
+    stream: bool | None = None,
+    min_stream_rows: int = DEFAULT_OUT_OF_CORE_ROWS,
+    table: str | None = None,
+) -> RawTransactions:
+    """Open the raw transactions (I/O: retried) and fingerprint them: read whole, or, for a
+    Parquet folder or large file (``stream``; None: automatic), list the parts to stream."""
+    raw = open_transactions(source, stream=stream, min_stream_rows=min_stream_rows, table=table)
+    get_run_logger().info(
+        "%s %s rows from %s (sha256 %s)",
+        f"listed {len(raw.parts)} Parquet part(s) with" if raw.streamed else "read",
+        f"{raw.rows:,}",
+        raw.source,
+        raw.fingerprint[:12],
+    )
+    return raw
+
+
+@task(
+    name="validate",
+    retries=2,
+    retry_delay_seconds=[5, 15],
+    retry_condition_fn=_retries_on(OSError),  # reading parts, writing buckets
+    timeout_seconds=7200,
+    cache_policy=NO_CACHE,
+)
+def validate(
+    raw: RawTransactions,
+    *,
+    work_dir: Path,
     max_bad_share: float,
     out_dir: Path,
     run_id: str,
     db_url: str | None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    bucket_rows: int = DEFAULT_BUCKET_ROWS,
 ) -> IngestResult:
-    """Validate lazily; quarantine bad rows (file + database); fail on too many."""
+    """Validate lazily; quarantine bad rows (file + database); fail on too many.
+
+    Valid rows become customer buckets: one in memory, or, for streamed Parquet parts, many in
+    ``work_dir``, validated ``chunk_rows`` at a time with a global quarantine, row numbers and
+    bad-share threshold (see :mod:`credit.outofcore`).
+    """
     logger = get_run_logger()
     try:
-        result = split_valid(
+        result = validate_source(
             raw,
-            source=display_source(source),
-            fingerprint=fingerprint,
+            work_dir=work_dir,
             max_bad_share=max_bad_share,
+            chunk_rows=chunk_rows,
+            bucket_rows=bucket_rows,
         )
+    except TooManyBadRowsError as exc:
+        store_quarantine(exc.result, out_dir, run_id=run_id, db_url=db_url)
+        publish_quarantine(exc.result)
+        logger.error("%s", exc)
+        raise
     except IngestError as exc:
-        failed = getattr(exc, "result", None)
-        if failed is not None:
-            store_quarantine(failed, out_dir, run_id=run_id, db_url=db_url)
-            publish_quarantine(failed)
         logger.error("%s", exc)
         raise
     store_quarantine(result, out_dir, run_id=run_id, db_url=db_url)
@@ -142,76 +163,17 @@ def validate(
     return result
 
 
-@task(
-    name="ingest-validate",
-    retries=3,
-    retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=_retry_io_only,
-    timeout_seconds=7200,
-    cache_policy=NO_CACHE,
-)
-def ingest_partitioned(
-    source: str,
-    *,
-    work_dir: Path,
-    max_bad_share: float,
-    out_dir: Path,
-    run_id: str,
-    db_url: str | None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    bucket_rows: int = DEFAULT_BUCKET_ROWS,
-) -> SpilledTransactions:
-    """Out of core: read and validate a Parquet folder (or large file) chunk by chunk, spilling
-    valid rows to customer buckets; quarantine bad rows (file + database); fail on too many.
-
-    The quarantine, its row numbers and the bad-share threshold are global (see
-    :mod:`credit.outofcore`). Transient I/O faults are retried; a data problem is final.
-    """
-    logger = get_run_logger()
-    try:
-        spilled = spill_transactions(
-            source,
-            work_dir,
-            max_bad_share=max_bad_share,
-            chunk_rows=chunk_rows,
-            bucket_rows=bucket_rows,
-            display=display_source(source),
-        )
-    except IngestError as exc:
-        failed = getattr(exc, "result", None)
-        if failed is not None:
-            store_quarantine(failed, out_dir, run_id=run_id, db_url=db_url)
-            publish_quarantine(failed)
-        logger.error("%s", exc)
-        raise
-    store_quarantine(spilled.ingest, out_dir, run_id=run_id, db_url=db_url)
-    publish_quarantine(spilled.ingest)
-    r = spilled.report
-    logger.info(
-        "read %s rows out of core from %d partition(s) in %d chunks into %d customer buckets "
-        "(sha256 %s)",
-        f"{r['rows']:,}",
-        r["partitions"],
-        r["chunks"],
-        r["buckets"],
-        r["fingerprint"][:12],
-    )
-    for line in iter_messages(spilled.ingest):
-        logger.info(line)
-    return spilled
-
-
 def publish_quarantine(result: IngestResult) -> None:
     """The quarantine summary as a Prefect table artifact."""
     from prefect.artifacts import create_table_artifact
 
-    rows = result.report["failures_by_check"] or [{"column": "-", "check": "none", "rows": 0}]
     r = result.report
+    rows = r.failures_by_check or [{"column": "-", "check": "none", "rows": 0}]
     create_table_artifact(
         rows,
         key="quarantine-summary",
-        description=f"{r['quarantined']:,} of {r['rows']:,} rows quarantined "
-        f"({r['bad_share']:.2%}) from {r['source']}",
+        description=f"{r.quarantined:,} of {r.rows:,} rows quarantined "
+        f"({r.bad_share:.2%}) from {r.source}",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from credit.evaluate import classification_metrics
-from credit.training import CandidateOutcome, registry_metrics
+from credit.paths import code_version
+from credit.training import CandidateOutcome, TrainingData, registry_metrics
+from tasks.registry_handle import registry_for
+
+if TYPE_CHECKING:
+    from registry import PromotionDecision, PromotionPolicy, VersionInfo
 
 
 def holdout_fingerprint(X_test: pd.DataFrame, y_test: pd.Series) -> str:
@@ -25,44 +30,49 @@ def holdout_fingerprint(X_test: pd.DataFrame, y_test: pd.Series) -> str:
 @task(name="register", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def register(
     outcome: CandidateOutcome,
+    training: TrainingData,
     *,
     db_url: str | None,
-    model_name: str,
-    params: dict[str, Any],
-    data_fingerprint: str,
-    n_rows: int,
-    n_customers: int,
-    window_start: Any,
-    window_end: Any,
     holdout: str,
-    code_version: str | None,
     flow_run_id: str | None,
+    params: dict[str, Any],
     extra: dict[str, Any],
-) -> dict[str, Any]:
-    """Write the chosen model as a new immutable version (artifact + metadata, one transaction)."""
-    from registry import Registry
+) -> VersionInfo:
+    """Write the chosen model as a new immutable version (artifact + metadata, one transaction).
 
+    ``params`` and ``extra`` (JSON columns) add to what ``training`` records for its entry."""
     model = outcome.model
-    info = Registry(db_url).register(
-        model_name,
+    info = registry_for(db_url).register(
+        training.model_name,
         model,
         metrics=registry_metrics(outcome.metrics),
-        params={"best_params": outcome.search.best_params, **params},
+        params={
+            "best_params": outcome.search.best_params,
+            "candidate": outcome.name,
+            "calibration": outcome.calibration,
+            "threshold": model.threshold,
+            "scorecard": model.scorecard_,
+            "policy": model.policy_,
+            **params,
+            **training.params,
+        },
         features=list(model.feature_names_),
         input_schema={"numeric": list(model.numeric_), "categorical": list(model.categorical_)},
-        data_fingerprint=data_fingerprint,
-        n_rows=n_rows,
-        n_customers=n_customers,
-        window_start=window_start,
-        window_end=window_end,
-        code_version=code_version,
+        data_fingerprint=training.data.fingerprint,
+        n_rows=training.n_rows,
+        n_customers=len(training.X),
+        window_start=training.window_start,
+        window_end=training.window_end,
+        code_version=code_version(),
         flow_run_id=flow_run_id,
         description=f"{outcome.name} ({outcome.calibration.get('method')} calibration)",
         holdout_fingerprint=holdout,
-        extra=extra,
+        extra={**extra, **training.extra},
     )
-    get_run_logger().info("registered %s version %d (%s)", model_name, info.version, outcome.name)
-    return info.to_dict()
+    get_run_logger().info(
+        "registered %s version %d (%s)", training.model_name, info.version, outcome.name
+    )
+    return info
 
 
 def champion_on_holdout(
@@ -83,15 +93,13 @@ def promote(
     db_url: str | None,
     model_name: str,
     version: int,
-    policy: Any,
+    policy: PromotionPolicy,
     X_test: pd.DataFrame,
     y_test: pd.Series,
-) -> dict[str, Any]:
+) -> PromotionDecision:
     """Champion/challenger: promote only when the new version beats the champion on the same
     held-out evaluation (the champion is re-scored on this run's test split)."""
-    from registry import Registry
-
-    reg = Registry(db_url)
+    reg = registry_for(db_url)
     champion_metrics = None
     current = reg.champion(model_name)
     if current is not None and current.version != version:
@@ -106,4 +114,4 @@ def promote(
         model_name, version, policy=policy, actor="retrain-flow", champion_metrics=champion_metrics
     )
     get_run_logger().info("promotion of v%d: %s - %s", version, decision.promoted, decision.reason)
-    return decision.to_dict()
+    return decision

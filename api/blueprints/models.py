@@ -6,36 +6,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
+from api import payloads as p
+from api.contract import JSON_ERRORS_IN, endpoint, reply
 from api.errors import ApiError
 from api.holder import json_safe, utc_iso
 from api.http import read_json, require_admin, validate
-from api.payloads import AdminRequest
 from api.state import BatiState, get_state
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 MAX_VERSION = 2**31 - 1
 
 
-def version_dict(info: Any) -> dict[str, Any]:
+def version_model(info: Any) -> p.ModelVersion:
     """A registry ``VersionInfo`` as the ``ModelVersion`` response."""
-    return {
-        "model_name": str(info.model_name),
-        "version": int(info.version),
-        "stage": str(info.stage),
-        "is_champion": info.stage == "champion",
-        "created_at": utc_iso(info.created_at),
-        "stage_changed_at": utc_iso(getattr(info, "stage_changed_at", None)),
-        "decision_reason": getattr(info, "decision_reason", None),
-        "artifact_sha256": info.artifact_sha256,
-        "data_fingerprint": getattr(info, "data_fingerprint", None),
-        "n_rows": getattr(info, "n_rows", None),
-        "n_customers": getattr(info, "n_customers", None),
-        "metrics": json_safe(dict(info.metrics or {})),
-        "params": json_safe(dict(info.params or {})),
-        "features": [str(f) for f in info.features or []],
-    }
+    return p.ModelVersion(
+        model_name=str(info.model_name),
+        version=int(info.version),
+        stage=str(info.stage),
+        is_champion=info.stage == "champion",
+        created_at=utc_iso(info.created_at),
+        stage_changed_at=utc_iso(getattr(info, "stage_changed_at", None)),
+        decision_reason=getattr(info, "decision_reason", None),
+        artifact_sha256=info.artifact_sha256,
+        data_fingerprint=getattr(info, "data_fingerprint", None),
+        n_rows=getattr(info, "n_rows", None),
+        n_customers=getattr(info, "n_customers", None),
+        metrics=json_safe(dict(info.metrics or {})),
+        params=json_safe(dict(info.params or {})),
+        features=[str(f) for f in info.features or []],
+    )
 
 
 @contextmanager
@@ -43,7 +44,13 @@ def registry_errors() -> Iterator[None]:
     """Registry and database failures as API errors (never a 500)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from registry.errors import PromotionError, RegistryError, VersionNotFound
+    from registry.errors import (
+        PromotionError,
+        RegistryError,
+        SchemaNotMigrated,
+        SchemaTooNew,
+        VersionNotFound,
+    )
 
     try:
         yield
@@ -51,7 +58,10 @@ def registry_errors() -> Iterator[None]:
         raise ApiError(404, "unknown_version", str(exc)) from None
     except PromotionError as exc:
         raise ApiError(409, "promotion_refused", str(exc)) from None
+    except (SchemaTooNew, SchemaNotMigrated) as exc:
+        raise ApiError(503, "schema_not_current", str(exc), headers={"Retry-After": "30"}) from None
     except (SQLAlchemyError, OSError) as exc:
+        get_state().registry_failed()  # a recreated database: check its schema next time
         raise ApiError(
             503,
             "database_unavailable",
@@ -73,6 +83,13 @@ def _champion(state: BatiState) -> Any:
 
 
 @bp.get("")
+@endpoint(
+    op="listModels",
+    tag="models",
+    ok=p.ModelList,
+    errors=(503,),
+    summary="Registered versions of the served model and their metrics",
+)
 def list_models() -> Response:
     """Every registered version of the served model name, with metrics."""
     state = get_state()
@@ -80,40 +97,47 @@ def list_models() -> Response:
     with registry_errors():
         versions = state.registry().list_versions(name)
     champion = next((v.version for v in versions if v.stage == "champion"), None)
-    return jsonify(
-        {
-            "model_name": name,
-            "champion_version": champion,
-            "versions": [version_dict(v) for v in versions],
-        }
+    return reply(
+        p.ModelList(
+            model_name=name,
+            champion_version=champion,
+            versions=[version_model(v) for v in versions],
+        )
     )
 
 
 @bp.get("/champion")
+@endpoint(
+    op="champion",
+    tag="models",
+    ok=p.ChampionResponse,
+    errors=(503,),
+    summary="The registry's champion and the version this process serves",
+)
 def champion() -> Response:
     """The registry's champion and what this process serves (they differ during a reload)."""
     state = get_state()
     champ = _champion(state)
     served = state.holder.current
-    return jsonify(
-        {
-            "champion": version_dict(champ),
-            "served": None
+    return reply(
+        p.ChampionResponse(
+            champion=version_model(champ),
+            served=None
             if served is None
-            else {
-                "model_name": served.name,
-                "model_version": served.version,
-                "loaded_at": served.loaded_at,
-                "snapshot_customers": len(served.table),
-                "features_as_of": served.snapshot_as_of,
-            },
-        }
+            else p.ServedInfo(
+                model_name=served.name,
+                model_version=served.version,
+                loaded_at=served.loaded_at,
+                snapshot_customers=len(served.table),
+                features_as_of=served.snapshot_as_of,
+            ),
+        )
     )
 
 
 def _admin_change(state: BatiState, action: str, version: int | None) -> Response:
     require_admin(state.settings.admin_token)
-    body = validate(AdminRequest, read_json())
+    body = validate(p.AdminRequest, read_json())
     name = state.settings.model_name
     with registry_errors():
         reg = state.registry()
@@ -128,23 +152,41 @@ def _admin_change(state: BatiState, action: str, version: int | None) -> Respons
     if champ is None:  # pragma: no cover - the registry just set one
         raise ApiError(503, "no_champion", "the champion disappeared; retry")
     state.holder.wake()
-    return jsonify(
-        {
-            "action": action,
-            "champion": version_dict(champ),
-            "note": "this process reloads now; every API process serves it within "
+    return reply(
+        p.AdminResponse(
+            action="promote" if action == "promote" else "rollback",
+            champion=version_model(champ),
+            note="this process reloads now; every API process serves it within "
             f"{state.settings.reload_seconds:g} s",
-        }
+        )
     )
 
 
 @bp.post("/<int:version>/promote")
+@endpoint(
+    op="promote",
+    tag="admin",
+    body=p.AdminRequest,
+    ok=p.AdminResponse,
+    admin=True,
+    errors=(*JSON_ERRORS_IN, 401, 403, 404, 409, 503),
+    summary="Make a version the champion (bearer token; audited)",
+)
 def promote(version: int) -> Response:
     """Make ``version`` the champion (audited: actor and reason are stored)."""
     return _admin_change(get_state(), "promote", version)
 
 
 @bp.post("/rollback")
+@endpoint(
+    op="rollback",
+    tag="admin",
+    body=p.AdminRequest,
+    ok=p.AdminResponse,
+    admin=True,
+    errors=(*JSON_ERRORS_IN, 401, 403, 409, 503),
+    summary="Re-instate the previous champion (bearer token; audited)",
+)
 def rollback() -> Response:
     """Re-instate the previous champion (audited)."""
     return _admin_change(get_state(), "rollback", None)

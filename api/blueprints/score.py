@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, g
 
+from api import payloads as p
+from api.contract import JSON_ERRORS_IN, endpoint, reply
 from api.errors import ApiError
 from api.holder import ServedModel
 from api.http import read_json, validate
-from api.payloads import BatchRequest, ScoreRequest
 from api.scoring import score_requests
 from api.state import BatiState, get_state
 
@@ -29,6 +30,8 @@ def require_served(state: BatiState) -> ServedModel:
             f"no champion of {state.settings.model_name!r} is loaded yet; retry later",
             headers={"Retry-After": str(max(1, int(state.settings.reload_seconds)))},
         )
+    if served.input_problem:
+        raise ApiError(409, "input_schema_mismatch", served.input_problem)
     return served
 
 
@@ -37,17 +40,19 @@ def _context(state: BatiState) -> dict[str, Any]:
     return {"max_batch": s.max_batch, "max_transactions": s.max_transactions}
 
 
-def _log(state: BatiState, results: list[dict[str, Any]]) -> None:
+def _log(state: BatiState, results: list[p.ScoreResult]) -> None:
     latency = round((time.perf_counter() - g.t0) * 1000.0, 3)
+    client_id = g.get("client_request_id")
     state.predlog.submit(
         [
             {
                 "request_id": g.request_id,
-                "customer_id": r["customer_id"],
-                "model_name": r["model_name"],
-                "model_version": r["model_version"],
-                "probability": r["probability_of_default"],
-                "score": None if r["score"] is None else int(round(r["score"])),
+                "client_request_id": client_id,
+                "customer_id": r.customer_id,
+                "model_name": r.model_name,
+                "model_version": r.model_version,
+                "probability": r.probability_of_default,
+                "score": int(round(r.score)),
                 "latency_ms": latency,
             }
             for r in results
@@ -56,43 +61,59 @@ def _log(state: BatiState, results: list[dict[str, Any]]) -> None:
 
 
 @bp.post("/score")
+@endpoint(
+    op="score",
+    tag="scoring",
+    body=p.ScoreRequest,
+    ok=p.ScoreResponse,
+    errors=(*JSON_ERRORS_IN, 404, 409, 503),
+    summary="Score one customer (by id from the latest snapshot, or from raw transactions)",
+)
 def score() -> Response:
     """Score one customer, by id (snapshot) or from raw transactions."""
     state = get_state()
     body = read_json()
-    validate(ScoreRequest, body, _context(state))
+    validate(p.ScoreRequest, body, _context(state))
     served = require_served(state)
     scored = score_requests(served, [body], batch=False, deadline=g.get("deadline"))
     if 0 in scored.errors:
         code, message = scored.errors[0]
         raise ApiError(_ITEM_STATUS.get(code, 422), code, message)
-    result = {**scored.results[0], "request_id": g.request_id}
+    result = scored.results[0]
     _log(state, [result])
-    return jsonify(result)
+    return reply(p.ScoreResponse.model_construct(**dict(result), request_id=g.request_id))
 
 
 @bp.post("/score/batch")
+@endpoint(
+    op="scoreBatch",
+    tag="scoring",
+    body=p.BatchRequest,
+    ok=p.BatchResponse,
+    errors=(*JSON_ERRORS_IN, 409, 503),
+    summary="Score many customers in one call; unknown ones are listed in errors",
+)
 def score_batch() -> Response:
     """Score up to ``max_batch`` customers; unknown ones are listed in ``errors``."""
     state = get_state()
     body = read_json()
-    validate(BatchRequest, body, _context(state))
+    validate(p.BatchRequest, body, _context(state))
     served = require_served(state)
     items = body["customers"]
     scored = score_requests(served, items, batch=True, deadline=g.get("deadline"))
     results = [scored.results[i] for i in range(len(items)) if i in scored.results]
     errors = [
-        {"index": i, "customer_id": items[i]["customer_id"], "code": c, "message": m}
+        p.BatchItemError(index=i, customer_id=items[i]["customer_id"], code=c, message=m)
         for i, (c, m) in sorted(scored.errors.items())
     ]
     _log(state, results)
-    return jsonify(
-        {
-            "request_id": g.request_id,
-            "model_name": served.name,
-            "model_version": served.version,
-            "count": len(results),
-            "results": results,
-            "errors": errors,
-        }
+    return reply(
+        p.BatchResponse(
+            request_id=g.request_id,
+            model_name=served.name,
+            model_version=served.version,
+            count=len(results),
+            results=results,
+            errors=errors,
+        )
     )

@@ -12,7 +12,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from registry.db import create_engine_for, resolve_url
+from registry.db import SUPPORTED_BACKENDS, create_engine_for, resolve_url
 from registry.models import Base
 
 config = context.config
@@ -50,7 +50,9 @@ def run_online() -> None:
         return
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    engine = create_engine_for(config.get_main_option("sqlalchemy.url"))
+    engine = create_engine_for(
+        config.get_main_option("sqlalchemy.url"), backends=SUPPORTED_BACKENDS
+    )
     try:
         with engine.connect() as conn:
             _configure(conn)

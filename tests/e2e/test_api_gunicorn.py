@@ -153,5 +153,6 @@ def test_gunicorn_shutdown_flushes_the_prediction_log(server) -> None:  # noqa: 
     assert proc.wait(60) == 0
     with Registry(world.url) as reg:
         log = read_prediction_log(reg)
-    flushed = log[log["request_id"].str.startswith("flush-")]
+    flushed = log[log["client_request_id"].fillna("").str.startswith("flush-")]
     assert sorted(flushed["customer_id"]) == sorted(ids)
+    assert not flushed["request_id"].str.startswith("flush-").any()  # the server's own ids

@@ -517,6 +517,68 @@ def test_gunicorn_limits_and_logs(tmp_path: Path) -> None:
         assert value not in logs, value
 
 
+def test_slow_clients_hold_no_worker_and_meet_one_deadline(tmp_path: Path) -> None:
+    """Issue 15.1: 50 connections trickling their headers or body (a byte every 0.5 s) while
+    one worker with two threads serves 200 normal scores in a row, each under 1 s; every
+    trickled request is answered 400 at its whole-request deadline (3 s here), not per recv.
+    With gunicorn's plain gthread worker the normal scores waited for the trickled ones."""
+    from bench.api import slow_clients
+
+    world = build_world(f"sqlite:///{tmp_path / 'bati.db'}")
+    env = {"BATI_REQUEST_TIMEOUT_SECONDS": "3"}
+    with soak.gunicorn(world.url, tmp_path / "gunicorn.log", workers=1, threads=2, env=env) as srv:
+        srv.wait_all_serving(1)
+        figures = slow_clients(srv.port, world.customers(), clients=50, requests=200, every=0.5)
+        assert figures["answered_200"] == 200, figures
+        assert figures["max_ms"] < 1000, figures
+        assert figures["slow_answered"] == 50, figures
+        assert figures["slow_answered_after_max_s"] < 3 + 2, figures
+        assert soak.http_get(srv.port, "/ready")[0] == 200
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()
+
+
+def test_malformed_chunked_body_is_400_without_a_stack_trace(tmp_path: Path) -> None:
+    """Issue 15.9: a chunk size that is not hex answered 500 and logged a traceback."""
+    world = build_world(f"sqlite:///{tmp_path / 'bati.db'}")
+    with soak.gunicorn(world.url, tmp_path / "gunicorn.log", workers=1, threads=2) as srv:
+        srv.wait_all_serving(1)
+        for framing in (b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as sock:
+                sock.sendall(
+                    b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + framing
+                )
+                answer = _read_response(sock)
+            assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+            assert b"malformed_body" in answer and b"Traceback" not in answer
+        cid = world.customers()[0]
+        assert soak.http_post(srv.port, "/v1/score", {"customer_id": cid})[0] == 200
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "Traceback" not in log and "internal_error" not in log
+
+
+def test_bad_setting_stops_gunicorn_with_one_line(tmp_path: Path) -> None:
+    """Issue 15.10: the production command refuses a bad value before serving, naming it."""
+    for var, value in (
+        ("BATI_REQUEST_TIMEOUT_SECONDS", "nan"),
+        ("BATI_RELOAD_SECONDS", "inf"),
+        ("BATI_ADMIN_TOKEN", "short-4242"),
+    ):
+        env = {**os.environ, var: value, "BATI_API_BIND": "127.0.0.1:0"}
+        done = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "api:create_app()"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode != 0 and len(lines) == 1, done.stderr
+        assert lines[0].startswith(f"bati api: refused setting {var}: ")
+        assert "short-4242" not in done.stderr
+
+
 # =============================================================================================
 # 4. PostgreSQL restarted under the serving API
 # =============================================================================================

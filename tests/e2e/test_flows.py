@@ -84,16 +84,16 @@ def test_retrain_registers_promotes_and_score_writes(prefect_harness, tmp_path, 
 def test_transient_io_failure_is_retried(prefect_harness, tmp_path, small_path, monkeypatch):
     import tasks.ingest as ingest_tasks
 
-    real = ingest_tasks._read_transactions
+    real = ingest_tasks.open_transactions
     calls = {"n": 0}
 
-    def flaky(source, table=None):
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
             raise ConnectionError("transient: storage unavailable")
-        return real(source, table=table)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_tasks, "_read_transactions", flaky)
+    monkeypatch.setattr(ingest_tasks, "open_transactions", flaky)
     summary = retrain(_config(tmp_path, small_path, candidates=["logreg"]))
     assert calls["n"] == 2
     assert summary["model_version"] == 1
@@ -213,3 +213,122 @@ def test_cli_success_prints_the_json_contract(tmp_path):
         "f1",
     }
     assert last["model_version"] == 1 and last["champion"] == 1 and last["promoted"] is True
+
+
+def _labels_table(tmp_path: Path, rows: int = 500) -> Path:
+    from credit.tabular import synthetic_customer_table
+
+    X, y = synthetic_customer_table(rows, n_noise=3, seed=5)
+    path = tmp_path / "labels.parquet"
+    X.assign(bad=y).to_parquet(path)
+    return path
+
+
+@pytest.mark.e2e
+def test_one_registry_handle_per_flow_run_closed_at_the_end(
+    prefect_harness, tmp_path, small_raw, monkeypatch
+):
+    from registry.core import Registry as RegistryClass
+
+    opened: list = []
+    closed: list = []
+    real_init, real_close = RegistryClass.__init__, RegistryClass.close
+
+    def counting_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    def counting_close(self):
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(RegistryClass, "__init__", counting_init)
+    monkeypatch.setattr(RegistryClass, "close", counting_close)
+    bad = small_raw.copy()
+    bad.loc[bad.index[:60], "CurrencyCode"] = "USD"  # 0.2%: quarantined, under the threshold
+    path = tmp_path / "some_bad.parquet"
+    bad.to_parquet(path)
+    config = _config(tmp_path, path, candidates=["logreg"])
+    summary = retrain(config)
+    assert summary["model_version"] == 1
+    assert summary["data"]["quarantined"] == 60  # quarantine rows went through the handle too
+    ours = [r for r in opened if r.url == config.db_url]
+    assert len(ours) == 1, f"{len(ours)} registry handles in one flow run"
+    assert closed == ours
+
+    opened.clear()
+    closed.clear()
+    scored = score(db_url=config.db_url)
+    assert scored["customers"] == summary["snapshot_customers"]
+    assert len(opened) == 1 and closed == opened
+
+
+@pytest.mark.e2e
+def test_database_password_never_reaches_prefect(prefect_harness, tmp_path):
+    """A password in the registry URL is absent from the flow run's parameters, logs and
+    artifacts as the Prefect API serves them (issue 15, item 2)."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogWorker
+    from sqlalchemy.engine import make_url
+
+    from registry.testing import isolated_pg_url, pg_base_url
+
+    base = pg_base_url()
+    if base is None:
+        pytest.skip("BATI_TEST_PG_URL is not set")
+    secret = make_url(base).password or f"Pw-{uuid.uuid4().hex[:10]}"  # trust auth ignores it
+    with_password = make_url(base).set(password=secret).render_as_string(hide_password=False)
+    with isolated_pg_url(with_password) as db_url:
+        assert secret in db_url
+        summary = retrain(
+            RetrainConfig(
+                table=str(_labels_table(tmp_path)),
+                target="bad",
+                db_url=db_url,
+                grids=FAST_GRIDS,
+                candidates=["logreg"],
+                importance_repeats=1,
+                out_dir=str(tmp_path / "out"),
+            )
+        )
+    assert summary["model_version"] == 1
+    APILogWorker.drain_all(timeout=10)
+    run_id = uuid.UUID(summary["flow_run_id"])
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    parameters = json.dumps(run.parameters)
+    assert "***@" in parameters and secret not in parameters
+    assert logs and not [log.message for log in logs if secret in log.message]
+    assert artifacts and not [a.key for a in artifacts if secret in json.dumps(a.data)]
+
+
+@pytest.mark.e2e
+def test_database_url_from_a_prefect_secret_block(prefect_harness, tmp_path, monkeypatch):
+    """Deployments keep the URL in a Secret block: ``BATI_DB_URL_SECRET`` names it."""
+    import uuid
+
+    from prefect.blocks.system import Secret
+
+    from tasks.registry_handle import database_url, registry_for
+
+    url = f"sqlite:///{tmp_path / 'from-secret.db'}"
+    name = f"bati-db-{uuid.uuid4().hex[:8]}"
+    Secret(value=url).save(name)
+    monkeypatch.delenv("BATI_DB_URL", raising=False)
+    monkeypatch.setenv("BATI_DB_URL_SECRET", name)
+    assert database_url() == url and database_url("sqlite:///other.db") == "sqlite:///other.db"
+    assert registry_for(None).url == url
+    monkeypatch.setenv("BATI_DB_URL", "sqlite:///env.db")
+    assert database_url() == "sqlite:///env.db"  # the environment wins

@@ -143,12 +143,24 @@ def test_score_by_id_matches_the_registered_model(client: FlaskClient, world: Wo
         assert body["request_id"] == resp.headers["X-Request-ID"]
 
 
-def test_request_id_is_echoed_only_when_safe(client: FlaskClient, world: World) -> None:
+def test_request_id_is_the_servers_and_the_clients_is_kept_apart(
+    client: FlaskClient, world: World
+) -> None:
+    """Issue 15.13: a client's X-Request-ID never becomes the audit key (two callers could
+    send the same one); it is echoed in X-Client-Request-ID when it is a safe token."""
     cid = world.customers()[0]
-    ok = client.post("/v1/score", json={"customer_id": cid}, headers={"X-Request-ID": "abc-123"})
-    assert ok.headers["X-Request-ID"] == "abc-123" and ok.get_json()["request_id"] == "abc-123"
+    ids = set()
+    for _ in range(2):
+        ok = client.post(
+            "/v1/score", json={"customer_id": cid}, headers={"X-Request-ID": "abc-123"}
+        )
+        rid = ok.get_json()["request_id"]
+        assert rid == ok.headers["X-Request-ID"] != "abc-123" and len(rid) == 32
+        assert ok.headers["X-Client-Request-ID"] == "abc-123"
+        ids.add(rid)
+    assert len(ids) == 2  # the same client id twice, two audit keys
     bad = client.post("/v1/score", json={"customer_id": cid}, headers={"X-Request-ID": "<x>" * 30})
-    assert bad.headers["X-Request-ID"] != "<x>" * 30 and len(bad.headers["X-Request-ID"]) == 32
+    assert "<x>" not in str(bad.headers) and len(bad.headers["X-Request-ID"]) == 32
 
 
 def test_unknown_customer_is_404(client: FlaskClient) -> None:
@@ -237,10 +249,10 @@ def test_schema_failures_name_every_bad_field(client: FlaskClient, world: World)
     assert fields == {
         "transactions[0].Amount",
         "transactions[0].ChannelId",
-        "transactions[0].Secret",
+        "transactions[0]",  # the unknown key "Secret" is the caller's text: never echoed
         "transactions[0].BatchId",
     }
-    assert "s3cr3t-value" not in json.dumps(err)
+    assert "s3cr3t-value" not in json.dumps(err) and "Secret" not in json.dumps(err)
 
 
 def test_only_own_cashback_is_unscorable(client: FlaskClient, world: World) -> None:
@@ -513,8 +525,15 @@ def test_tampered_champion_is_refused_and_the_old_one_kept(
 
     app = make_app(world.url)
     state = app.extensions["bati"]
+    with Registry(world.url) as reg:  # promoted while intact (promotion verifies artifacts)
+        reg.promote(MODEL_NAME, 2, actor="attacker", reason="swap")
     engine = create_engine(world.url)
-    with engine.begin() as conn:  # one flipped byte, behind the registry's back
+    with engine.begin() as conn:  # then one flipped byte, by someone who dropped the triggers
+        for (name,) in conn.execute(
+            text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+            {"t": "model_artifacts"},
+        ).all():
+            conn.execute(text(f'DROP TRIGGER "{name}"'))
         v = {"v": world.versions[2].id}
         blob = bytearray(
             conn.execute(
@@ -522,14 +541,11 @@ def test_tampered_champion_is_refused_and_the_old_one_kept(
             ).scalar_one()
         )
         blob[len(blob) // 2] ^= 0xFF
-        conn.execute(text("DELETE FROM model_artifacts WHERE version_id = :v"), v)
         conn.execute(
-            text("INSERT INTO model_artifacts (version_id, data) VALUES (:v, :d)"),
+            text("UPDATE model_artifacts SET data = :d WHERE version_id = :v"),
             {**v, "d": bytes(blob)},
         )
     engine.dispose()
-    with Registry(world.url) as reg:
-        reg.promote(MODEL_NAME, 2, actor="attacker", reason="swap")
     assert state.holder.refresh() is False
     assert state.holder.current.version == 1
     health = app.test_client().get("/health").get_json()
@@ -567,6 +583,7 @@ def test_every_score_is_logged(world: World, make_app: Callable[..., Flask]) -> 
     one = client.post(
         "/v1/score", json={"customer_id": ids[0]}, headers={"X-Request-ID": "single-1"}
     )
+    server_id = one.get_json()["request_id"]
     assert one.status_code == 200
     batch = client.post(
         "/v1/score/batch",
@@ -578,9 +595,14 @@ def test_every_score_is_logged(world: World, make_app: Callable[..., Flask]) -> 
     assert wait_for(lambda: state.predlog.stats()["written"] == 6)
     with Registry(world.url) as reg:
         log = read_prediction_log(reg)
-    assert sorted(log["request_id"]) == ["batch-1"] * 5 + ["single-1"]
+    assert sorted(log["client_request_id"]) == ["batch-1"] * 5 + ["single-1"]
+    assert log.groupby("client_request_id")["request_id"].nunique().to_dict() == {
+        "batch-1": 1,
+        "single-1": 1,
+    }
     assert set(log["model_version"]) == {1} and (log["latency_ms"] > 0).all()
-    row = log[log["request_id"] == "single-1"].iloc[0]
+    row = log[log["request_id"] == server_id].iloc[0]
+    assert row["client_request_id"] == "single-1"
     assert row["customer_id"] == ids[0]
     assert row["probability"] == pytest.approx(one.get_json()["probability_of_default"])
     assert row["score"] == one.get_json()["score"]
@@ -713,7 +735,7 @@ def test_openapi_document_covers_every_route(app: Flask, client: FlaskClient) ->
     assert schemas["ScoreRequest"]["additionalProperties"] is False
     assert schemas["Transaction"]["properties"]["ChannelId"]["enum"][0] == "ChannelId_1"
     score = spec["paths"]["/v1/score"]["post"]["responses"]
-    assert set(score) == {"200", "400", "404", "413", "415", "422", "503"}
+    assert set(score) == {"200", "400", "404", "409", "413", "415", "422", "503"}
     promote = spec["paths"]["/v1/models/{version}/promote"]["post"]
     assert promote["security"] == [{"bearerAuth": []}] and "401" in promote["responses"]
 
@@ -731,7 +753,7 @@ def test_settings_from_environment() -> None:
     env = {
         "BATI_DB_URL": "sqlite:///x.db",
         "BATI_MODEL_NAME": "m",
-        "BATI_ADMIN_TOKEN": "t",
+        "BATI_ADMIN_TOKEN": "t" * 32 + "\n",  # a trailing newline (a file's) is stripped
         "BATI_RELOAD_SECONDS": "2.5",
         "BATI_MAX_BATCH": "10",
         "BATI_MAX_BODY_BYTES": "2048",
@@ -741,7 +763,7 @@ def test_settings_from_environment() -> None:
     assert (s.db_url, s.model_name, s.admin_token, s.reload_seconds) == (
         "sqlite:///x.db",
         "m",
-        "t",
+        "t" * 32,
         2.5,
     )
     assert (s.max_batch, s.max_body_bytes, s.max_transactions) == (10, 2048, 7)
@@ -754,3 +776,175 @@ def test_settings_from_environment() -> None:
     with pytest.raises(ValueError, match="unknown API setting"):
         load_settings({"nope": 1}, env={})
     assert load_settings(env={"BATI_ADMIN_TOKEN": "  "}).admin_token is None
+    assert "t" * 32 not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "problem"),
+    [
+        ("BATI_REQUEST_TIMEOUT_SECONDS", "nan", "finite"),
+        ("BATI_RELOAD_SECONDS", "inf", "finite"),
+        ("BATI_RELOAD_SECONDS", "-1", "more than 0"),
+        ("BATI_LOG_FLUSH_SECONDS", "1e400", "finite"),
+        ("BATI_ADMIN_TOKEN", "tok-4242", "at least 32"),
+        ("BATI_ADMIN_TOKEN", "short-token-with-newline\n", "at least 32"),
+        ("BATI_MAX_BATCH", "0", "at least 1"),
+    ],
+)
+def test_bad_settings_are_refused_at_start_with_one_line(
+    var: str, value: str, problem: str
+) -> None:
+    """Issue 15.10: nan/inf timers, short tokens... refused by name before anything runs."""
+    with pytest.raises(ValueError) as caught:
+        load_settings(env={var: value})
+    text = str(caught.value)
+    assert text.startswith(f"{var}: ") and problem in text and "\n" not in text
+    if var == "BATI_ADMIN_TOKEN":
+        assert value.strip() not in text  # the token is never quoted
+
+
+# -- the contract is declared once (issue 12.6) ----------------------------------------------------
+def test_a_route_without_a_declaration_cannot_be_published(app: Flask) -> None:
+    from api.openapi import UndocumentedRoute, build_openapi
+
+    @app.get("/v1/undeclared")
+    def undeclared() -> str:
+        return "x"
+
+    with pytest.raises(UndocumentedRoute, match="/v1/undeclared"):
+        build_openapi(app, app.extensions["bati"].settings)
+
+
+# -- error bodies: bounded, never echoing the caller (issue 15.7, 15.8) ----------------------------
+def test_error_details_are_capped_and_say_how_many_were_left_out(
+    client: FlaskClient, world: World
+) -> None:
+    from api.errors import MAX_DETAILS
+
+    keys = {f"unknown_{i}": i for i in range(290)}
+    body = {"customers": [{"customer_id": c, **keys} for c in world.customers()[:40]]}
+    resp = client.post("/v1/score/batch", json=body)
+    err = assert_error(resp, 422, "validation_error")
+    assert len(resp.get_data()) < 64 * 1024  # was 290 x 40 details (~1.4 MB)
+    assert len(err["details"]) == MAX_DETAILS + 1
+    last = err["details"][-1]
+    assert last["type"] == "details_truncated"
+    assert last["message"] == f"{290 * 40 - MAX_DETAILS} more error(s) left out of {290 * 40}"
+    assert err["message"].startswith(f"{290 * 40} invalid field(s)")
+    # The same cap on rules checked by the training code (5,000 bad transactions).
+    cid = world.customers()[0]
+    tx = transactions_json(world.raw, cid)[:1] * 600
+    bad = [dict(t, TransactionId=f"TransactionId_{i}", Value=0.5) for i, t in enumerate(tx)]
+    resp = client.post("/v1/score", json={"customer_id": cid, "transactions": bad})
+    err = assert_error(resp, 422, "validation_error")
+    assert len(err["details"]) == MAX_DETAILS + 1
+    assert err["details"][-1]["type"] == "details_truncated"
+
+
+def test_error_bodies_never_echo_the_callers_keys(client: FlaskClient, world: World) -> None:
+    key = "<img src=x onerror=alert(1)>CUSTOMER-SECRET-4406"
+    for body in (
+        {"customer_id": world.customers()[0], key: 1},
+        {"customers": [{"customer_id": world.customers()[0], key: 1}]},
+        {"customer_id": world.customers()[0], "transactions": [{key: "x"}]},
+    ):
+        path = "/v1/score/batch" if "customers" in body else "/v1/score"
+        resp = client.post(path, json=body)
+        err = assert_error(resp, 422, "validation_error")
+        text = resp.get_data(as_text=True)
+        assert "CUSTOMER-SECRET" not in text and "onerror" not in text and "<img" not in text
+        assert any(d["type"] == "extra_forbidden" for d in err["details"])
+
+
+# -- the champion's inputs must fit what the API serves (issue 15.15) ------------------------------
+def test_a_champion_trained_on_other_inputs_is_not_served(
+    world: World, make_app: Callable[..., Flask]
+) -> None:
+    from builders import register, synthetic_label, train_model
+
+    from registry import Registry
+
+    app = make_app(world.url)
+    client = app.test_client()
+    X = world.snapshot[["recency_days", "n_tx"]].rename(columns={"n_tx": "Region_code"})
+    model = train_model(X, synthetic_label(world.snapshot))
+    with Registry(world.url) as reg:
+        info = register(reg, model, X, tag="byo")
+        reg.promote(MODEL_NAME, info.version, actor="tests", reason="bring your own labels")
+    assert app.extensions["bati"].holder.refresh() is True
+    err = assert_error(client.get("/ready"), 503, "input_schema_mismatch")
+    assert "Region_code" in err["message"]
+    for body in (
+        {"customer_id": world.customers()[0]},
+        {
+            "customer_id": world.customers()[0],
+            "transactions": transactions_json(world.raw, world.customers()[0]),
+        },
+    ):
+        err = assert_error(client.post("/v1/score", json=body), 409, "input_schema_mismatch")
+    assert_error(
+        client.post("/v1/score/batch", json={"customers": [{"customer_id": world.customers()[0]}]}),
+        409,
+        "input_schema_mismatch",
+    )
+
+
+# -- the API never creates or migrates schema (issue 15.4, 15.5) -----------------------------------
+def _tables(url: str) -> set[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_api_never_migrates_and_rides_out_a_recreated_database(
+    world: World, make_app: Callable[..., Flask]
+) -> None:
+    app = make_app(world.url)
+    client = app.test_client()
+    state = app.extensions["bati"]
+    path = Path(world.url.removeprefix("sqlite:///"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.touch()  # dropped and recreated empty while serving (its sessions ended)
+    state.registry().engine.dispose()
+    assert state.holder.refresh() is False
+    assert _tables(world.url) == set()  # the API created no table
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.get_json()["model_version"] == 1
+    assert "registry migrate" in ready.get_json()["registry_error"]
+    assert client.post("/v1/score", json={"customer_id": world.customers()[0]}).status_code == 200
+    err = assert_error(client.get("/v1/models"), 503, "schema_not_current")
+    assert "registry migrate" in err["message"] and str(path) not in err["message"]
+    # A fresh worker on the empty database: 503 naming the problem, still no table created.
+    fresh = make_app(world.url).test_client()
+    err = assert_error(fresh.get("/ready"), 503, "no_champion")
+    assert "registry migrate" in err["message"]
+    assert _tables(world.url) == set()
+    # The operator migrates and retrains: every worker recovers without a restart.
+    build_world(world.url)
+    assert state.holder.refresh() is True
+    assert client.get("/ready").get_json()["registry_error"] is None
+    assert client.get("/v1/models").status_code == 200
+
+
+def test_schema_newer_than_the_code_is_503_with_one_line(
+    world: World, make_app: Callable[..., Flask]
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    app = make_app(world.url)
+    client = app.test_client()
+    engine = create_engine(world.url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    app.extensions["bati"].registry_failed()  # what a failed poll does
+    err = assert_error(client.get("/v1/models"), 503, "schema_not_current")
+    assert "newer than this code (9999_future >" in err["message"]
+    assert "upgrade the code" in err["message"] and "\n" not in err["message"]
+    assert_error(client.get("/v1/models/champion"), 503, "schema_not_current")
+    assert client.post("/v1/score", json={"customer_id": world.customers()[0]}).status_code == 200

@@ -45,7 +45,7 @@ from builders import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_j
 from flask.testing import FlaskClient
 
 from api import create_app
-from credit.ingest import IngestError, IngestResult, ingest
+from credit.ingest import IngestError, IngestResult, TooManyBadRowsError, ingest
 from schemas import vocab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,7 +230,7 @@ def test_csv_size_limit_is_configurable(
     with pytest.raises(IngestError, match=r"above the 2\.0 KiB limit"):
         ingest(path)
     monkeypatch.setenv("BATI_MAX_CSV_BYTES", str(10 * 1024 * 1024))
-    assert ingest(path).report["valid"] == len(head)
+    assert ingest(path).report.valid == len(head)
 
 
 def test_sql_source_error_never_shows_the_password() -> None:
@@ -245,10 +245,12 @@ def test_bad_share_over_threshold_fails_with_every_row_accounted(
 ) -> None:
     bad = head.copy()
     bad.loc[[2, 9, 30], "Amount"] = "n/a"
-    with pytest.raises(IngestError, match=r"3 of 54 rows .* above the 1\.00% threshold") as exc:
+    with pytest.raises(
+        TooManyBadRowsError, match=r"3 of 54 rows .* above the 1\.00% threshold"
+    ) as exc:
         ingest(_csv(bad, tmp_path / "t.csv"))
-    result: IngestResult = exc.value.result  # type: ignore[attr-defined]
-    assert result.report["valid"] + result.report["quarantined"] == 54
+    result: IngestResult = exc.value.result
+    assert result.report.valid + result.report.quarantined == 54
     assert sorted(result.quarantined_rows["row_number"]) == [3, 10, 31]
 
 
@@ -417,9 +419,9 @@ def test_bad_rows_are_quarantined_and_no_good_row_is_lost(
     rows = _file_rows(lines)
     report = result.report
     # Nothing lost: every row of the file is either valid or quarantined, exactly once.
-    assert report["rows"] == rows
-    assert report["valid"] + report["quarantined"] == rows
-    assert len(result.data) == report["valid"]
+    assert report.rows == rows
+    assert report.valid + report.quarantined == rows
+    assert len(result.data) == report.valid
     assert sorted(result.quarantined_rows["row_number"]) == sorted(r + 1 for r in spec.bad)
     assert set(result.quarantine["row_number"]) == {r + 1 for r in spec.bad}
     for row, check in spec.bad.items():
@@ -441,7 +443,7 @@ def test_utf8_bom_is_accepted(head: pd.DataFrame, reference: pd.DataFrame, tmp_p
     path = _csv(head, tmp_path / "bom.csv", encoding="utf-8-sig")
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     result = ingest(path)
-    assert result.report["quarantined"] == 0
+    assert result.report.quarantined == 0
     pd.testing.assert_frame_equal(result.data.set_index("TransactionId"), reference)
 
 
@@ -581,20 +583,36 @@ API_CASES: dict[str, ApiCase] = {
         field="transactions[0].BatchId",
     ),
     # unknown fields
+    # An unknown key is the caller's text: the detail names the object holding it, not the key.
     "unknown top-level field": ApiCase(
         "/v1/score",
-        {"customer_id": "CustomerId_1", "is_admin": True},
+        {"customer_id": "CustomerId_1", "is_admin_4406": True},
         422,
         "validation_error",
-        field="is_admin",
+        secrets=("is_admin_4406",),
     ),
     "unknown transaction field": ApiCase(
         "/v1/score",
-        lambda w: _tx(w, Secret="s3cr3t-value-981"),
+        lambda w: _tx(w, Secret_981="s3cr3t-value-981"),
         422,
         "validation_error",
-        secrets=("s3cr3t-value-981",),
-        field="transactions[0].Secret",
+        secrets=("s3cr3t-value-981", "Secret_981"),
+        field="transactions[0]",
+    ),
+    "unknown key with markup and a customer's data": ApiCase(
+        "/v1/score",
+        {"customer_id": "CustomerId_1", "<img src=x onerror=alert(1)>CUSTOMER-SECRET-4406": 1},
+        422,
+        "validation_error",
+        secrets=("CUSTOMER-SECRET-4406", "onerror", "<img"),
+    ),
+    "unknown keys in every batch item": ApiCase(
+        "/v1/score/batch",
+        {"customers": [{"customer_id": "CustomerId_1", "k-4406-secret": 1}] * 5},
+        422,
+        "validation_error",
+        secrets=("k-4406-secret",),
+        field="customers[4]",
     ),
     # training-data rules the JSON Schema cannot express
     "impossible date": ApiCase(
@@ -885,25 +903,11 @@ def private_world(api_world: tuple[World, Path], tmp_path: Path) -> World:
 
 
 def _replace_artifact(url: str, version_id: int, change: Callable[[bytes], bytes | None]) -> None:
-    """Replace (or delete, when ``change`` returns None) a stored artifact behind the registry."""
-    from sqlalchemy import create_engine, text
+    """Replace (or delete, when ``change`` returns None) a stored artifact behind the registry
+    (the database refuses DELETE: this switches its guards off, as only a DBA could)."""
+    from registry.testing import replace_artifact
 
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        v = {"v": version_id}
-        blob = bytes(
-            conn.execute(
-                text("SELECT data FROM model_artifacts WHERE version_id = :v"), v
-            ).scalar_one()
-        )
-        conn.execute(text("DELETE FROM model_artifacts WHERE version_id = :v"), v)
-        new = change(blob)
-        if new is not None:
-            conn.execute(
-                text("INSERT INTO model_artifacts (version_id, data) VALUES (:v, :d)"),
-                {**v, "d": new},
-            )
-    engine.dispose()
+    replace_artifact(url, version_id, change)
 
 
 def _flip(blob: bytes) -> bytes:
@@ -937,14 +941,17 @@ def test_bad_artifact_is_refused_and_the_api_keeps_the_old_champion(
         _replace_artifact(world.url, world.versions[2].id, change)
         with Registry(world.url) as reg, pytest.raises(getattr(registry.errors, error)):
             reg.load_model(MODEL_NAME, 2, use_cache=False)
-        # The API is asked to serve the damaged version: refused, v1 stays.
+        # The API is asked to serve the damaged version: refused before it becomes champion.
         resp = client.post(
             "/v1/models/2/promote", json={"actor": "ops", "reason": "test"}, headers=AUTH
         )
-        assert resp.status_code == 200  # the registry records the decision ...
-        assert state.holder.refresh() is False  # ... the API refuses to load the bytes
+        err = assert_json_error(resp, 409, "promotion_refused")
+        assert "v2 refused" in err["message"] and error in err["message"]
+        with Registry(world.url) as reg:
+            assert reg.champion(MODEL_NAME).version == 1  # nothing recorded
+        assert state.holder.refresh() is False
         health = client.get("/health").get_json()
-        assert health["served_version"] == 1 and error in health["reload"]["last_error"]
+        assert health["served_version"] == 1
         scored = client.post("/v1/score", json={"customer_id": world.customers()[0]})
         assert scored.status_code == 200 and scored.get_json()["model_version"] == 1
     finally:
@@ -974,17 +981,20 @@ def test_unknown_version_and_model(private_world: World) -> None:
 
 
 def test_forged_digest_is_refused_by_the_database(private_world: World) -> None:
-    """Rewriting both the bytes and the registered sha256 is refused (immutability triggers)."""
+    """Rewriting the bytes or the registered sha256, or deleting a version or its artifact
+    (to re-insert another), is refused by the database's triggers."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import IntegrityError
 
     engine = create_engine(private_world.url)
     vid = private_world.versions[2].id
-    for sql in (
-        "UPDATE model_versions SET artifact_sha256 = 'forged' WHERE id = :v",
-        "UPDATE model_artifacts SET data = :d WHERE version_id = :v",
+    for sql, refusal in (
+        ("UPDATE model_versions SET artifact_sha256 = 'forged' WHERE id = :v", "immutable"),
+        ("UPDATE model_artifacts SET data = :d WHERE version_id = :v", "immutable"),
+        ("DELETE FROM model_artifacts WHERE version_id = :v", "never deleted"),
+        ("DELETE FROM model_versions WHERE id = :v", "never deleted"),
     ):
-        with pytest.raises(IntegrityError, match="immutable"), engine.begin() as conn:
+        with pytest.raises(IntegrityError, match=refusal), engine.begin() as conn:
             conn.execute(text(sql), {"v": vid, "d": b"evil"})
     engine.dispose()
 
@@ -1051,6 +1061,8 @@ EXTRA_CASES = (
     "promote an unknown version through the API",
     "forged artifact digest",
     "rewritten artifact bytes",
+    "artifact row deleted to re-insert another",
+    "model version row deleted",
     "corrupt bytes with a matching digest",
     "eval inside an artifact",
     "os.system inside an artifact",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -32,14 +33,18 @@ from registry.errors import (
     ArtifactMissing,
     ArtifactRefused,
     ArtifactTampered,
+    ArtifactVerificationFailed,
     ImmutableVersionError,
     PromotionError,
+    RegistryClosed,
     RegistryError,
+    SchemaNotMigrated,
+    SchemaTooNew,
     VersionNotFound,
 )
 from registry.models import Base, ModelVersion
 from registry.policy import PromotionPolicy, compare
-from registry.testing import PG_ENV, database_url
+from registry.testing import PG_ENV, database_url, flip_one_byte, replace_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "bati-credit"
@@ -104,18 +109,9 @@ def count(reg: Registry, sql: str, **params) -> int:
 
 
 def tamper(reg: Registry, version_id: int) -> None:
-    """Replace the stored bytes of a version (one flipped byte) behind the registry's back."""
-    with reg.engine.begin() as conn:
-        blob = conn.execute(
-            text("SELECT data FROM model_artifacts WHERE version_id = :v"), {"v": version_id}
-        ).scalar_one()
-        bad = bytearray(blob)
-        bad[len(bad) // 2] ^= 0xFF
-        conn.execute(text("DELETE FROM model_artifacts WHERE version_id = :v"), {"v": version_id})
-        conn.execute(
-            text("INSERT INTO model_artifacts (version_id, data) VALUES (:v, :d)"),
-            {"v": version_id, "d": bytes(bad)},
-        )
+    """Replace the stored bytes of a version (one flipped byte) behind the registry's back
+    (switching the database's guards off, as only someone with DDL rights could)."""
+    replace_artifact(reg.url, version_id, flip_one_byte)
 
 
 class NotTrusted:
@@ -128,7 +124,14 @@ class NotTrusted:
 # -- URL, engine, migrations -------------------------------------------------------------------
 def test_default_url_is_sqlite_under_project_var(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.delenv("BATI_DB_URL", raising=False)
+    monkeypatch.delenv("BATI_VAR_DIR", raising=False)
     assert default_db_url() == f"sqlite:///{ROOT / 'var' / 'bati.db'}"
+    # BATI_VAR_DIR moves the default database with every other generated file (issue 12).
+    monkeypatch.setenv("BATI_VAR_DIR", str(tmp_path / "elsewhere"))
+    assert default_db_url() == f"sqlite:///{tmp_path / 'elsewhere' / 'bati.db'}"
+    out = run_cli("migrate", env={"BATI_DB_URL": "", "BATI_VAR_DIR": str(tmp_path / "cli-var")})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "cli-var" / "bati.db").is_file()
     url = f"sqlite:///{tmp_path / 'sub' / 'env.db'}"
     monkeypatch.setenv("BATI_DB_URL", url)
     reg = Registry()
@@ -385,8 +388,7 @@ def test_tampered_artifact_refused_and_api_keeps_last_good(reg: Registry, model,
 
 def test_missing_artifact(reg: Registry, model):
     info = register(reg, model)
-    with reg.engine.begin() as conn:
-        conn.execute(text("DELETE FROM model_artifacts WHERE version_id = :v"), {"v": info.id})
+    replace_artifact(reg.url, info.id, lambda _: None)
     with pytest.raises(ArtifactMissing):
         reg.load_model(MODEL, 1)
 
@@ -593,8 +595,8 @@ def test_readers_never_see_zero_or_two_champions(reg: Registry, model):
 
 
 # -- command line ------------------------------------------------------------------------------
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "registry", *args],
         env=env,
@@ -706,3 +708,218 @@ def test_sqlite_reader_not_blocked_by_open_write(tmp_path: Path, model):
         writer.dispose()
     finally:
         reg.close()
+
+
+# -- schema state: never migrated behind the operator's back -----------------------------------
+def set_revision(reg: Registry, revision: str) -> None:
+    with reg.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_schema_newer_than_code_is_one_clear_line(reg: Registry):
+    """Issue 15 #5: alembic_version ahead of the code's head: no traceback, no migration."""
+    reg.migrate()
+    set_revision(reg, "0099_future")
+    state = reg.check_schema()
+    assert (state.status, state.database_revision, state.code_revision) == (
+        "ahead",
+        "0099_future",
+        head_revision(),
+    )
+    expected = (
+        f"the database schema is newer than this code (0099_future > {head_revision()}): "
+        "upgrade the code"
+    )
+    for migrate in (True, False):
+        other = Registry(reg.url, auto_migrate=migrate)
+        try:
+            with pytest.raises(SchemaTooNew) as err:
+                other.list_versions()
+        finally:
+            other.close()
+        assert str(err.value) == expected
+        assert (err.value.database_revision, err.value.code_revision) == (
+            "0099_future",
+            head_revision(),
+        )
+    with pytest.raises(SchemaTooNew):
+        reg.migrate()
+    for command in ("list", "migrate"):
+        out = run_cli("--db-url", reg.url, command)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == f"error: {expected}\n"
+    assert reg.schema_revision() == "0099_future"  # untouched
+
+
+def test_non_migrating_registry_never_creates_or_migrates(reg: Registry, db_url: str):
+    """The API's mode (issue 15 #4): an empty or emptied database is reported, not migrated."""
+    api = Registry(db_url, auto_migrate=False)
+    try:
+        state = api.check_schema()
+        assert (state.status, state.database_revision) == ("behind", None)
+        with pytest.raises(SchemaNotMigrated, match="registry migrate") as err:
+            api.champion(MODEL)
+        assert err.value.database_revision is None
+        assert reg.schema_revision() is None  # nothing was created
+        reg.migrate()  # the operator migrates: picked up without a new handle
+        assert api.check_schema().is_current and api.champion(MODEL) is None
+
+        from alembic import command
+
+        from registry.db import alembic_config
+
+        cfg = alembic_config()
+        with reg.engine.begin() as conn:  # the database is emptied while serving
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        assert api.check_schema().status == "behind"
+        with pytest.raises(SchemaNotMigrated):
+            api.list_versions()
+        assert reg.schema_revision() is None  # still not migrated by the reader
+    finally:
+        api.close()
+
+
+def test_upgrade_from_0001_keeps_rows_and_adds_the_guards(db_url: str, model):
+    from alembic import command
+
+    from registry.db import alembic_config
+
+    reg = Registry(db_url)
+    try:
+        cfg = alembic_config()
+        with reg.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001_initial")
+        assert reg.check_schema().status == "behind"
+        with reg.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO prediction_log (request_id, created_at) "
+                    "VALUES ('old', CURRENT_TIMESTAMP)"
+                )
+            )
+        info = register(reg, model)  # migrates on write (the flows' behaviour)
+        assert reg.schema_revision() == head_revision()
+        assert (
+            count(reg, "SELECT count(*) FROM prediction_log WHERE client_request_id IS NULL") == 1
+        )
+        with pytest.raises(IntegrityError, match="never deleted"), reg.engine.begin() as conn:
+            conn.execute(text("DELETE FROM model_artifacts WHERE version_id = :v"), {"v": info.id})
+    finally:
+        reg.close()
+
+
+# -- append-only versions, verified promotions (issue 15 #6) ------------------------------------
+def test_versions_artifacts_and_events_cannot_be_deleted(reg: Registry, model):
+    info = register(reg, model)
+    reg.promote_if_better(MODEL, 1)
+    for sql, message in (
+        ("DELETE FROM model_artifacts WHERE version_id = :v", "never deleted"),
+        ("DELETE FROM model_versions WHERE id = :v", "never deleted"),
+        ("DELETE FROM promotion_events", "append-only"),
+        ("UPDATE promotion_events SET reason = 'rewritten'", "append-only"),
+    ):
+        with pytest.raises(IntegrityError, match=message), reg.engine.begin() as conn:
+            conn.execute(text(sql), {"v": info.id})
+    if reg.engine.dialect.name == "postgresql":  # TRUNCATE skips row triggers
+        for table in ("model_artifacts", "model_versions", "promotion_events"):
+            with pytest.raises(IntegrityError, match="kept"), reg.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {table} CASCADE"))
+    assert count(reg, "SELECT count(*) FROM model_artifacts") == 1
+    assert reg.events(MODEL)[0].reason.startswith("v1 promoted")
+    assert reg.load_model(MODEL, 1, use_cache=False) is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        (flip_one_byte, ArtifactTampered),
+        (lambda _: None, ArtifactMissing),
+        (lambda b: b"PK\x03\x04 forged", ArtifactTampered),
+    ],
+    ids=["flipped-byte", "row-deleted", "replaced"],
+)
+def test_promotion_of_a_tampered_version_is_refused(reg: Registry, model, change, cause):
+    register(reg, model, metrics=metrics(0.75))
+    reg.promote_if_better(MODEL, 1)
+    v2 = register(reg, model, metrics=metrics(0.80))
+    replace_artifact(reg.url, v2.id, change)
+
+    for attempt in (
+        lambda: reg.promote(MODEL, 2, actor="attacker", reason="swap"),
+        lambda: reg.promote_if_better(MODEL, 2),
+    ):
+        with pytest.raises(ArtifactVerificationFailed) as err:
+            attempt()
+        assert isinstance(err.value, PromotionError)  # the API's 409
+        assert isinstance(err.value.cause, cause) and err.value.version == 2
+        assert f"{MODEL} v2 refused: {cause.__name__}" in str(err.value)
+    assert reg.champion(MODEL).version == 1
+    assert reg.get_version(MODEL, 2).stage == "candidate"
+    assert len(reg.events(MODEL)) == 1
+
+
+def test_rollback_to_a_tampered_version_is_refused(reg: Registry, model):
+    register(reg, model, metrics=metrics(0.75))
+    register(reg, model, metrics=metrics(0.80))
+    reg.promote_if_better(MODEL, 1)
+    reg.promote_if_better(MODEL, 2)
+    tamper(reg, reg.get_version(MODEL, 1).id)
+    with pytest.raises(ArtifactVerificationFailed, match="rollback of bati-credit v1 refused"):
+        reg.rollback(MODEL, actor="ops", reason="back")
+    assert reg.champion(MODEL).version == 2
+    assert [e.action for e in reg.events(MODEL)] == ["auto_promote", "auto_promote"]
+
+
+def test_verified_promotion_still_switches_and_reuses_the_loaded_model(reg: Registry, model):
+    register(reg, model)
+    register(reg, model)
+    reg.promote_if_better(MODEL, 1)
+    loaded = reg.load_model(MODEL, 2)
+    assert reg.promote(MODEL, 2, actor="ops", reason="ok").champion_version == 2
+    assert reg.load_champion(MODEL)[1] is loaded  # verified bytes, same cached object
+    assert reg.rollback(MODEL, actor="ops", reason="undo").champion_version == 1
+
+
+# -- handle life cycle (issue 12 #5) ------------------------------------------------------------
+def test_closed_registry_fails_clearly(db_url: str, model):
+    from registry import log_predictions
+
+    reg = Registry(db_url)
+    register(reg, model)
+    engine = reg.engine
+    assert engine.pool.checkedin() >= 1
+    reg.close()
+    assert reg.closed and engine.pool.checkedin() == 0  # pooled connections released
+    for use in (
+        lambda: reg.list_versions(),
+        lambda: reg.load_model(MODEL, 1),
+        lambda: reg.check_schema(),
+        lambda: reg.engine,
+        lambda: log_predictions(reg, [{"request_id": "r"}]),
+    ):
+        with pytest.raises(RegistryClosed, match="is closed"):
+            use()
+    reg.close()  # idempotent
+
+
+# -- command line: bad URLs (issue 15 #14) ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://bati:S3cret-77@db.example/bati", "unsupported database backend 'mysql'"),
+        ("not a url", "not a database URL"),
+        ("postgresql+pg8000://bati:S3cret-77@h/db", "driver for 'postgresql+pg8000'"),
+        ("postgresql+nodriver://bati:S3cret-77@h/db", "unknown database driver"),
+    ],
+)
+def test_cli_bad_database_url_is_one_line_exit_2(url: str, message: str):
+    for args in (("--db-url", url, "list"), ("migrate", "--db-url", url)):
+        out = run_cli(*args)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("error: ") and message in out.stderr
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+        assert "S3cret-77" not in out.stderr
+    with pytest.raises(RegistryError, match=re.escape(message)):
+        Registry(url)

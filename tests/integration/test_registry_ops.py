@@ -149,6 +149,26 @@ def test_prediction_log_bulk_insert(reg: Registry):
     assert read_prediction_log(reg, limit=3)["score"].tolist() == [676, 677, 678]
 
 
+def test_prediction_log_keeps_the_client_request_id_apart(reg: Registry):
+    """Issue 15 #13: the audit key is the server's; a client's X-Request-ID has its own column."""
+    forged = "same-forged-id"
+    rows = [
+        {"request_id": "srv-1", "client_request_id": forged, "probability": 0.1},
+        {"request_id": "srv-2", "client_request_id": forged, "probability": 0.2},
+        {"request_id": None, "client_request_id": "x" * 500, "probability": 0.3},
+        {"request_id": "srv-4", "probability": 0.4},
+    ]
+    assert log_predictions(reg, rows) == 4
+    got = read_prediction_log(reg).sort_values("probability")
+    assert got["request_id"].iloc[:2].tolist() == ["srv-1", "srv-2"]
+    assert got["client_request_id"].iloc[:2].tolist() == [forged, forged]
+    generated = got["request_id"].iloc[2]
+    assert isinstance(generated, str) and len(generated) == 32  # made by the server
+    assert got["client_request_id"].iloc[2] == "x" * 128  # cut to the column, not refused
+    assert pd.isna(got["client_request_id"].iloc[3])
+    assert got["request_id"].is_unique
+
+
 def test_ops_accept_a_bare_engine(reg: Registry):
     reg.migrate()
     assert log_predictions(reg.engine, [{"request_id": "r1", "probability": 0.5}]) == 1

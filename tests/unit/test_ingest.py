@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from credit.clean import clean_transactions
-from credit.ingest import IngestError, ingest, write_quarantine
+from credit.ingest import IngestError, TooManyBadRowsError, ingest, write_quarantine
 from schemas import vocab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,31 +32,31 @@ def _assert_good_rows_kept(result, head: pd.DataFrame, bad: set[int]) -> None:
     """Every row not broken on purpose is among the valid rows, unchanged."""
     expected = set(head["TransactionId"]) - {head.loc[i, "TransactionId"] for i in bad}
     assert set(result.data["TransactionId"]) == expected
-    assert result.report["valid"] + result.report["quarantined"] == len(head)
+    assert result.report.valid + result.report.quarantined == len(head)
 
 
 def test_real_rows_pass_with_nothing_quarantined(sample_head_path: Path) -> None:
     result = ingest(sample_head_path)
-    assert result.report["rows"] == 54
-    assert result.report["quarantined"] == 0
+    assert result.report.rows == 54
+    assert result.report.quarantined == 0
     assert len(result.data) == 54
     assert str(result.data["TransactionStartTime"].dtype) == "datetime64[us, UTC]"
     assert result.data["Amount"].dtype == "float64"
-    assert len(result.report["fingerprint"]) == 64
+    assert len(result.report.fingerprint) == 64
 
 
 def test_generated_demo_set_passes(demo_path: Path) -> None:
     result = ingest(demo_path)
-    assert result.report["rows"] == 95_662
-    assert result.report["quarantined"] == 0, result.report["failures_by_check"]
+    assert result.report.rows == 95_662
+    assert result.report.quarantined == 0, result.report.failures_by_check
 
 
 def test_fingerprint_depends_on_content(tmp_path: Path, head: pd.DataFrame) -> None:
-    a = ingest(_write(head, tmp_path / "a.csv")).report["fingerprint"]
-    b = ingest(_write(head, tmp_path / "b.csv")).report["fingerprint"]
+    a = ingest(_write(head, tmp_path / "a.csv")).report.fingerprint
+    b = ingest(_write(head, tmp_path / "b.csv")).report.fingerprint
     head.loc[0, "Amount"] = "1001"
     head.loc[0, "Value"] = "1001"
-    c = ingest(_write(head, tmp_path / "c.csv")).report["fingerprint"]
+    c = ingest(_write(head, tmp_path / "c.csv")).report.fingerprint
     assert a == b != c
 
 
@@ -127,10 +128,12 @@ def test_bad_share_over_threshold_fails_but_keeps_quarantine(
 ) -> None:
     head.loc[[1, 2], "Amount"] = "n/a"
     path = _write(head, tmp_path / "t.csv")
-    with pytest.raises(IngestError, match=r"2 of 54 rows \(3\.70%\).*1\.00% threshold") as exc:
+    with pytest.raises(
+        TooManyBadRowsError, match=r"2 of 54 rows \(3\.70%\).*1\.00% threshold"
+    ) as exc:
         ingest(path)
     failed = exc.value.result
-    assert failed.report["quarantined"] == 2
+    assert failed.report.quarantined == 2
     assert list(failed.quarantine["row_number"]) == [2, 3]
     # A higher threshold lets the same file through with the same split.
     result = ingest(path, max_bad_share=0.05)
@@ -193,7 +196,7 @@ def test_new_provider_and_product_are_plausible(tmp_path: Path, head: pd.DataFra
     head.loc[0, "ProviderId"] = "ProviderId_42"
     head.loc[1, "ProductId"] = "ProductId_999"
     result = ingest(_write(head, tmp_path / "new.csv"))
-    assert result.report["quarantined"] == 0
+    assert result.report.quarantined == 0
 
 
 def test_conflicting_ids_quarantined_but_exact_duplicates_pass(
@@ -205,16 +208,16 @@ def test_conflicting_ids_quarantined_but_exact_duplicates_pass(
     assert set(result.quarantine["row_number"]) == {4, 5}
     assert set(result.quarantine["check"]) == {"transaction_id_conflict"}
     cleaned = clean_transactions(result.data)
-    assert cleaned.report["duplicates_removed"] == 1
+    assert cleaned.report.duplicates_removed == 1
     assert len(cleaned.data) == 52
 
 
 def test_extra_and_shuffled_columns(tmp_path: Path, head: pd.DataFrame) -> None:
     shuffled = head[list(reversed(head.columns))].assign(Comment="x")
     result = ingest(_write(shuffled, tmp_path / "s.csv"))
-    assert result.report["quarantined"] == 0
-    assert result.report["extra_columns"] == ["Comment"]
-    assert result.report["columns_reordered"] is True
+    assert result.report.quarantined == 0
+    assert result.report.extra_columns == ["Comment"]
+    assert result.report.columns_reordered is True
     assert list(result.data.columns) == list(vocab.RAW_COLUMNS)
 
 
@@ -224,7 +227,7 @@ def test_sql_table_source(tmp_path: Path, head: pd.DataFrame) -> None:
     url = f"sqlite:///{tmp_path / 'src.db'}"
     head.to_sql("tx", sa.create_engine(url), index=False)
     result = ingest(url, table="tx")
-    assert result.report["valid"] == 54
+    assert result.report.valid == 54
     with pytest.raises(IngestError, match="table 'nope' does not exist"):
         ingest(url + "#nope")
 
@@ -241,10 +244,34 @@ def test_write_quarantine_files(tmp_path: Path, head: pd.DataFrame) -> None:
     assert rows.loc[0, "TransactionId"] == head.loc[2, "TransactionId"]
 
 
+def test_quarantine_files_never_carry_spreadsheet_formulas(
+    tmp_path: Path, head: pd.DataFrame
+) -> None:
+    """Issue 15.3: hostile cells reach quarantine.csv and quarantined_rows.csv as inert text."""
+    hostile = ['=HYPERLINK("http://evil.example","click")', "=cmd|' /C calc'!A0", "@SUM(1)"]
+    for row, value in enumerate(hostile):
+        head.loc[row, "ProductCategory"] = value
+    head.loc[3, "Amount"] = "-1000"
+    head.loc[3, "CurrencyCode"] = "+USD"
+    result = ingest(_write(head, tmp_path / "q.csv"), max_bad_share=0.5)
+    paths = write_quarantine(result, tmp_path / "out")
+    for path in paths.values():
+        with path.open(newline="") as fh:
+            cells = [cell for line in csv.reader(fh) for cell in line]
+        assert not [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r"))], path
+        assert all(float(c) < 0 for c in cells if c.startswith("-")), path  # numbers only
+    rows = pd.read_csv(paths["quarantined_rows"], dtype=str).set_index("row_number")
+    assert list(rows.loc[["1", "2", "3"], "ProductCategory"]) == ["'" + v for v in hostile]
+    assert rows.loc["4", "Amount"] == "-1000"  # a number stays a number
+    assert rows.loc["4", "CurrencyCode"] == "'+USD"
+    values = set(pd.read_csv(paths["quarantine"], dtype=str)["value"])
+    assert {"'" + v for v in hostile} <= values and "'+USD" in values
+
+
 def test_clean_output(sample_head_path: Path) -> None:
     cleaned = clean_transactions(ingest(sample_head_path).data)
     df = cleaned.data
-    assert cleaned.report["constant_columns_dropped"] == ["CurrencyCode", "CountryCode"]
+    assert cleaned.report.constant_columns_dropped == ["CurrencyCode", "CountryCode"]
     assert df["TransactionStartTime"].is_monotonic_increasing
     assert df["TransactionStartTime"].dt.tz is not None
     assert df["TransactionId"].is_unique

@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from credit import outofcore
-from credit.clean import clean_transactions
+from credit.clean import clean_buckets, clean_transactions
 from credit.features import build_feature_snapshot
-from credit.ingest import IngestError, read_transactions, split_valid
+from credit.ingest import IngestError, TooManyBadRowsError, split_valid
 from credit.label import build_training_table
+from credit.sources import read_transactions
 
 NOW = pd.Timestamp("2019-06-01", tz="UTC")
 
@@ -65,33 +66,37 @@ def out_of_core(partitioned, tmp_path_factory):
     spilled = outofcore.spill_transactions(
         folder, work, now=NOW, chunk_rows=3_000, bucket_rows=4_000
     )
-    buckets = outofcore.clean_buckets(spilled, sample_rows=5_000, seed=1)
-    table = outofcore.build_training_table(buckets, seed=3)
-    snapshot = outofcore.build_feature_snapshot(buckets, window_days=60)
+    buckets = clean_buckets(spilled.buckets, sample_rows=5_000, seed=1)
+    table = build_training_table(buckets, seed=3)
+    snapshot = build_feature_snapshot(buckets, window_days=60)
     return spilled, buckets, table, snapshot
 
 
 def test_quarantine_is_global_and_identical(in_memory, out_of_core) -> None:
     ingested, spilled = in_memory[0], out_of_core[0]
-    assert spilled.report["chunks"] > 4 and spilled.report["buckets"] > 4
+    assert spilled.report.chunks > 4 and spilled.report.buckets > 4
     # The planted problems are all found, including conflicts across chunks and partitions.
     checks = set(ingested.quarantine["check"])
     assert "transaction_id_conflict" in checks and "not_in_future" in checks
-    assert spilled.drop_rows.size >= 2  # valid in their chunk, quarantined by the global check
-    pd.testing.assert_frame_equal(spilled.ingest.quarantine, ingested.quarantine)
+    assert spilled.buckets.drop_rows.size >= 2  # valid in their chunk, quarantined globally
+    pd.testing.assert_frame_equal(spilled.quarantine, ingested.quarantine)
     pd.testing.assert_frame_equal(
-        spilled.ingest.quarantined_rows, ingested.quarantined_rows, check_index_type=False
+        spilled.quarantined_rows, ingested.quarantined_rows, check_index_type=False
     )
-    for key, value in ingested.report.items():
+    streamed = spilled.report.to_dict()
+    for key, value in ingested.report.to_dict().items():
         if key != "seconds":
-            assert spilled.report[key] == value, key
+            assert streamed[key] == value, key
+    assert streamed["mode"] == "out_of_core" and "mode" not in ingested.report.to_dict()
 
 
 def test_cleaning_report_matches(in_memory, out_of_core) -> None:
     cleaned, buckets = in_memory[1], out_of_core[1]
-    assert cleaned.report["duplicates_removed"] >= 4
-    for key, value in cleaned.report.items():
-        assert buckets.report[key] == value, key
+    assert cleaned.report.duplicates_removed >= 4
+    whole = buckets.report.to_dict()
+    for key, value in cleaned.report.to_dict().items():
+        if key not in ("buckets", "seconds"):
+            assert whole[key] == value, key
     assert buckets.rows == len(cleaned.data)
     # The EDA sample: cleaned rows, sorted by time, about the asked size.
     assert 3_500 < len(buckets.sample) < 6_500
@@ -117,10 +122,10 @@ def test_feature_snapshot_is_identical(in_memory, out_of_core) -> None:
 def test_one_bucket_equals_many(partitioned, in_memory, tmp_path) -> None:
     folder, _ = partitioned
     spilled = outofcore.spill_transactions(folder, tmp_path / "w", now=NOW, bucket_rows=10**9)
-    assert spilled.report["buckets"] == 1
-    buckets = outofcore.clean_buckets(spilled)
+    assert spilled.report.buckets == 1
+    buckets = clean_buckets(spilled.buckets)
     pd.testing.assert_frame_equal(
-        outofcore.build_feature_snapshot(buckets, window_days=60), in_memory[3], check_exact=True
+        build_feature_snapshot(buckets, window_days=60), in_memory[3], check_exact=True
     )
     buckets.cleanup()
     assert not (tmp_path / "w").exists()
@@ -128,7 +133,7 @@ def test_one_bucket_equals_many(partitioned, in_memory, tmp_path) -> None:
 
 def test_bad_share_over_threshold_fails_with_the_quarantine(partitioned, tmp_path) -> None:
     folder, df = partitioned
-    with pytest.raises(IngestError, match=r"fail validation.*above the 0\.01% threshold") as info:
+    with pytest.raises(TooManyBadRowsError, match=r"fail validation.*above the 0\.01%") as info:
         outofcore.spill_transactions(folder, tmp_path / "w", now=NOW, max_bad_share=0.0001)
     result = info.value.result
     assert len(result.quarantine) > 0
@@ -169,6 +174,36 @@ def test_csv_is_not_streamed(tmp_path) -> None:
         outofcore.spill_transactions(tmp_path / "tx.csv", tmp_path / "w")
 
 
+def test_symbolic_links_are_not_followed(small_raw, tmp_path, caplog) -> None:
+    """Issue 15.11: a link loop (``sub -> .``) made 2,000 rows count as 82,000."""
+    import logging
+    import os
+
+    from credit.ingest import ingest
+    from credit.sources import fingerprint_file
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    small_raw.iloc[:2_000].to_parquet(folder / "p0.parquet")
+    plain = fingerprint_file(folder)
+    small_raw.iloc[2_000:2_500].to_parquet(tmp_path / "outside.parquet")
+    os.symlink(".", folder / "sub")  # back into the folder
+    os.symlink(tmp_path / "outside.parquet", folder / "elsewhere.parquet")  # out of it
+    os.symlink(tmp_path, folder / "up")
+    skipped = ["elsewhere.parquet", "sub", "up"]
+    with caplog.at_level(logging.WARNING):
+        result = ingest(folder, now=NOW)
+    assert result.report.rows == len(result.data) == 2_000
+    assert result.report.skipped_links == skipped
+    assert "skipped 3 symbolic link(s)" in caplog.text
+    assert fingerprint_file(folder) == plain  # links are not content
+    spilled = outofcore.spill_transactions(folder, tmp_path / "w", now=NOW)
+    assert spilled.report.rows == spilled.report.rows_read == 2_000
+    assert spilled.report.skipped_links == skipped
+    assert outofcore.count_rows(folder) == 2_000
+    spilled.buckets.cleanup()
+
+
 @pytest.mark.e2e
 def test_retrain_flow_streams_a_parquet_folder(prefect_harness, tmp_path, small_raw) -> None:
     """The flow picks the out-of-core path for a folder and stores the in-memory snapshot."""
@@ -205,3 +240,22 @@ def test_retrain_flow_streams_a_parquet_folder(prefect_harness, tmp_path, small_
     version = Registry(config.db_url).get_version("bati-credit", 1)
     assert version.n_rows == len(small_raw)
     assert version.params["sampling"] == summary["sampling"]
+
+
+def test_one_implementation_per_stage() -> None:
+    """Issue 12.2: tasks take one type (no path switches) and no module imports another
+    project module's private names."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    own = ("credit", "tasks", "flows", "schemas", "registry", "api")
+    switches, private = [], []
+    for folder in ("credit", "tasks", "flows"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+                if folder == "tasks" and isinstance(node, ast.Name) and node.id == "isinstance":
+                    switches.append(where)
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(own):
+                    private += [f"{where} {a.name}" for a in node.names if a.name.startswith("_")]
+    assert switches == [] and private == []

@@ -1,0 +1,402 @@
+"""WoE logistic scorecard on optbinning's optimal binning, scaled to points like the policy.
+
+:class:`WoEScorecard` is a scikit-learn binary classifier:
+
+1. **Binning** (optbinning ``BinningProcess``): every feature is binned against the target by
+   optimal binning; numeric features get a monotonic event-rate trend, ascending or descending as
+   the data supports it (``monotonic_trend="auto_asc_desc"``), categorical levels are grouped by
+   event rate. Every feature also has a **Special** bin (values listed in ``special_codes``) and a
+   **Missing** bin; a level unseen in fitting gets WoE 0 (no evidence).
+2. **Selection by IV**: features whose information value is under ``min_iv`` are dropped (the
+   best one is kept when none passes), then, strongest first, those whose WoE correlates above
+   ``max_corr`` with a stronger kept feature.
+3. **Logistic regression** on the WoE values of the selected features; a feature given a
+   coefficient of the wrong sign (safer bins scoring as riskier, a collinearity artefact) is
+   dropped, weakest first, and the regression refitted, so points always rise with the WoE.
+4. **Points**: with the policy's points-to-double-odds scaling (:class:`credit.scorecard.Scorecard`,
+   ``score = offset + factor * ln(good:bad odds)``) and ``n`` selected features, the points of bin
+   ``i`` of feature ``j`` are ``offset / n - factor * (intercept / n + coef_j * woe_ij)``, so the
+   points of a customer's bins add up to the (unrounded, unclipped) policy score of the PD the
+   model predicts.
+
+Reason codes (:meth:`WoEScorecard.reason_codes`) are adverse-action style: the features whose
+bin scores the most points below that feature's best bin.
+
+The fitted state is plain data (lists, dicts, floats, numpy arrays): the optbinning objects are
+discarded after fitting, so the model persists with skops and scores without importing optbinning.
+WoE follows optbinning's (and :mod:`credit.woe`'s) convention ``ln(%good / %bad)``: positive is
+safer than average; a bin without events or non-events gets WoE 0, as in optbinning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from credit.preprocess import nan_tolerant_tags, to_str_object, validate_frame
+from credit.reasons import humanise
+from credit.scorecard import Scorecard
+from credit.woe import binary_target
+
+POINTS_COLUMNS = ("feature", "bin", "count", "event_rate", "woe", "iv", "points")
+SPECIAL, MISSING = "Special", "Missing"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _numeric_labels(splits: Sequence[float]) -> list[str]:
+    bounds = [-math.inf, *splits, math.inf]
+    return [
+        f"{'(' if i == 0 else '['}{_fmt(lo)}, {_fmt(hi)})"
+        for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]
+
+
+def _woe_iv(n_event: np.ndarray, n_nonevent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """optbinning's WoE ``ln(%nonevent / %event)`` (0 for a bin lacking either) and IV."""
+    dist_event = n_event / max(n_event.sum(), 1)
+    dist_nonevent = n_nonevent / max(n_nonevent.sum(), 1)
+    ok = (n_event > 0) & (n_nonevent > 0)
+    woe = np.zeros(n_event.size)
+    woe[ok] = np.log(dist_nonevent[ok] / dist_event[ok])
+    return woe, (dist_nonevent - dist_event) * woe
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+class WoEScorecard(ClassifierMixin, BaseEstimator):
+    """WoE logistic scorecard (see the module docstring).
+
+    Parameters
+    ----------
+    min_iv: features with a lower information value are not used.
+    max_corr: a feature whose WoE correlates above this (absolute) with a feature of higher IV
+        is not used (None keeps all).
+    monotonic_trend: optbinning's trend for numeric features ("auto_asc_desc", "ascending",
+        "descending", "auto", "peak", "valley", ... or None for none).
+    max_n_prebins, min_prebin_size, min_bin_size, max_n_bins: optbinning's binning limits.
+    special_codes: values binned apart in a Special bin (e.g. ``[-1]`` for "not applicable").
+    C, class_weight, max_iter: the LogisticRegression on the WoE values.
+    scorecard: points-to-double-odds scaling as ``Scorecard.to_dict()``; None reads the policy
+        (credit/policy.toml).
+
+    Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for a DataFrame),
+    ``bins_`` (feature -> bins, counts, WoE, IV), ``iv_`` (feature -> IV), ``selected_``,
+    ``coef_``, ``intercept_``, ``n_iter_``, ``points_`` (selected feature -> points per bin), ``scorecard_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_iv: float = 0.02,
+        max_corr: float | None = 0.8,
+        monotonic_trend: str | None = "auto_asc_desc",
+        max_n_prebins: int = 20,
+        min_prebin_size: float = 0.05,
+        min_bin_size: float | None = 0.05,
+        max_n_bins: int | None = None,
+        special_codes: Sequence[Any] | None = None,
+        C: float = 1.0,
+        class_weight: dict | str | None = None,
+        max_iter: int = 1000,
+        scorecard: dict[str, Any] | None = None,
+    ) -> None:
+        self.min_iv = min_iv
+        self.max_corr = max_corr
+        self.monotonic_trend = monotonic_trend
+        self.max_n_prebins = max_n_prebins
+        self.min_prebin_size = min_prebin_size
+        self.min_bin_size = min_bin_size
+        self.max_n_bins = max_n_bins
+        self.special_codes = special_codes
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.scorecard = scorecard
+
+    def __sklearn_tags__(self):
+        tags = nan_tolerant_tags(super().__sklearn_tags__(), string=True)
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, X: pd.DataFrame | np.ndarray, y: pd.Series | np.ndarray) -> WoEScorecard:
+        """Bin, select by IV, fit the logistic regression and scale its terms to points."""
+        from optbinning import BinningProcess  # heavy import (cvxpy, ortools): fit time only
+
+        frame = validate_frame(self, X, reset=True)
+        event, self.classes_ = binary_target(y, len(frame), type(self).__name__)
+        self.scorecard_ = (
+            Scorecard.from_toml() if self.scorecard is None else Scorecard.from_dict(self.scorecard)
+        ).to_dict()
+        data = self._prepare(frame, fitting=True)
+        numeric = [c for c, kind in self.kinds_.items() if kind == "numeric"]
+        trend = {} if self.monotonic_trend is None else {"monotonic_trend": self.monotonic_trend}
+        process = BinningProcess(
+            list(data.columns),
+            categorical_variables=[c for c in data.columns if c not in set(numeric)],
+            special_codes=list(self.special_codes) if self.special_codes else None,
+            max_n_prebins=self.max_n_prebins,
+            min_prebin_size=self.min_prebin_size,
+            min_bin_size=self.min_bin_size,
+            max_n_bins=self.max_n_bins,
+            binning_fit_params={c: dict(trend) for c in numeric},
+        ).fit(data, event)
+        self.bins_ = {c: self._bins_of(process.get_binned_variable(c), c) for c in data.columns}
+        self.iv_ = {c: float(np.sum(spec["iv"])) for c, spec in self.bins_.items()}
+        ranked = sorted(self.iv_, key=lambda c: (-self.iv_[c], list(data.columns).index(c)))
+        self.selected_ = [c for c in ranked if self.iv_[c] >= self.min_iv] or ranked[:1]
+        self.selected_ = self._decorrelate(data)
+        while True:
+            woe = self._woe_matrix(data)
+            logreg = LogisticRegression(
+                C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
+            ).fit(woe, event)
+            # WoE is ln(%good / %bad): a positive log-odds-of-bad coefficient means "safer bins
+            # are riskier", a collinearity artefact; drop the weakest such feature and refit.
+            wrong = [c for c, b in zip(self.selected_, logreg.coef_.ravel(), strict=True) if b > 0]
+            if not wrong or len(self.selected_) == 1:
+                break
+            self.selected_.remove(wrong[-1])
+        self.coef_ = logreg.coef_.ravel().astype(np.float64)
+        self.intercept_ = float(logreg.intercept_[0])
+        self.n_iter_ = logreg.n_iter_
+        card = Scorecard.from_dict(self.scorecard_)
+        n = len(self.selected_)
+        self.points_ = {
+            c: (
+                card.offset / n
+                - card.factor * (self.intercept_ / n + b * np.asarray(self.bins_[c]["woe"]))
+            ).tolist()
+            for c, b in zip(self.selected_, self.coef_, strict=True)
+        }
+        return self
+
+    def _decorrelate(self, data: pd.DataFrame) -> list[str]:
+        """Selected features (by decreasing IV) without those whose WoE correlates above
+        ``max_corr`` in absolute value with a stronger kept one."""
+        if self.max_corr is None or len(self.selected_) < 2:
+            return list(self.selected_)
+        woe = self._woe_matrix(data)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.nan_to_num(np.corrcoef(woe, rowvar=False), nan=0.0)
+        kept: list[int] = []
+        for j in range(woe.shape[1]):
+            if all(abs(corr[j, k]) <= self.max_corr for k in kept):
+                kept.append(j)
+        return [self.selected_[j] for j in kept]
+
+    def _prepare(self, frame: pd.DataFrame, *, fitting: bool) -> pd.DataFrame:
+        """String column names; numeric columns float64, the others str objects (NaN missing)."""
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        if fitting:
+            self.kinds_ = {
+                c: "numeric" if _is_numeric(frame[c]) else "categorical" for c in frame.columns
+            }
+        out = {}
+        for c, kind in self.kinds_.items():
+            if kind == "numeric":
+                out[c] = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+            else:
+                out[c] = to_str_object(frame[c].to_numpy(dtype=object))
+        return pd.DataFrame(out, index=frame.index)
+
+    def _bins_of(self, optb: Any, name: str) -> dict[str, Any]:
+        table = optb.binning_table
+        n_event = np.asarray(table.n_event, dtype=np.float64)
+        n_nonevent = np.asarray(table.n_nonevent, dtype=np.float64)
+        woe, iv = _woe_iv(n_event, n_nonevent)
+        spec: dict[str, Any] = {"kind": self.kinds_[name]}
+        if spec["kind"] == "numeric":
+            spec["splits"] = [float(s) for s in optb.splits]
+            labels = _numeric_labels(spec["splits"])
+        else:
+            built = table.build()["Bin"].tolist()
+            n_bins = len(n_event) - 2  # bins, then Special and Missing
+            spec["groups"] = [[str(v) for v in group] for group in built[:n_bins]]
+            labels = ["[" + ", ".join(g) + "]" for g in spec["groups"]]
+        count = n_event + n_nonevent
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(count > 0, n_event / count, np.nan)
+        spec.update(
+            labels=[*labels, SPECIAL, MISSING],
+            count=count.astype(np.int64).tolist(),
+            event_rate=rate.tolist(),
+            woe=woe.tolist(),
+            iv=iv.tolist(),
+        )
+        return spec
+
+    # -- binning new data ---------------------------------------------------------------------
+
+    def _bin_index(self, data: pd.DataFrame, name: str) -> np.ndarray:
+        """Bin of each value: a regular bin, Special (``n_bins``), Missing (``n_bins + 1``), or
+        -1 for a level unseen in fitting."""
+        spec = self.bins_[name]
+        n_bins = len(spec["labels"]) - 2
+        values = data[name].to_numpy()
+        missing = pd.isna(values)
+        if spec["kind"] == "numeric":
+            x = values.astype(np.float64)
+            index = np.digitize(np.where(missing, 0.0, x), spec["splits"], right=False)
+        else:
+            position = {level: i for i, group in enumerate(spec["groups"]) for level in group}
+            index = pd.Series(values).map(position).fillna(-1).to_numpy(dtype=np.int64)
+        if self.special_codes:
+            special = pd.Series(values).isin(list(self.special_codes)).to_numpy() & ~missing
+            index = np.where(special, n_bins, index)
+        return np.where(missing, n_bins + 1, index).astype(np.int64)
+
+    def _lookup(self, data: pd.DataFrame, values: dict[str, list[float]]) -> np.ndarray:
+        """``values[feature][bin]`` of every row and selected feature; the last value of each
+        list is that of an unseen level (bin -1)."""
+        out = np.empty((len(data), len(self.selected_)), dtype=np.float64)
+        for j, name in enumerate(self.selected_):
+            out[:, j] = np.asarray(values[name], dtype=np.float64)[self._bin_index(data, name)]
+        return out
+
+    def _woe_matrix(self, data: pd.DataFrame) -> np.ndarray:
+        return self._lookup(data, {c: [*self.bins_[c]["woe"], 0.0] for c in self.selected_})
+
+    def _data(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        check_is_fitted(self, "points_")
+        return self._prepare(validate_frame(self, X, reset=False), fitting=False)
+
+    # -- prediction ---------------------------------------------------------------------------
+
+    def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Log-odds of the second class (high risk)."""
+        woe = self._woe_matrix(self._data(X))
+        return self.intercept_ + woe @ self.coef_
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """``(n, 2)`` probabilities; column 1 is the PD."""
+        pd_ = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - pd_, pd_])
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        high = self.decision_function(X) > 0
+        return self.classes_[high.astype(int)]
+
+    def points(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """Points of every row (index of ``X``) per selected feature; a row's sum is its score."""
+        data = self._data(X)
+        pts = self._lookup(data, self._unseen_points())
+        return pd.DataFrame(pts, index=data.index, columns=list(self.selected_))
+
+    def total_points(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Unrounded score per row: the sum of its points (``Scorecard.raw_score`` of its PD)."""
+        return self.points(X).sum(axis=1).to_numpy()
+
+    def _unseen_points(self) -> dict[str, list[float]]:
+        """Points per bin plus, last, those of an unseen level (WoE 0) at index -1."""
+        card = Scorecard.from_dict(self.scorecard_)
+        neutral = card.offset / len(self.selected_) - card.factor * self.intercept_ / len(
+            self.selected_
+        )
+        return {c: [*self.points_[c], neutral] for c in self.selected_}
+
+    def points_table(self) -> pd.DataFrame:
+        """One row per selected feature and bin: feature, bin, count, event_rate, woe, iv (the
+        bin's IV contribution) and points, features by decreasing IV."""
+        check_is_fitted(self, "points_")
+        rows = [
+            {
+                "feature": name,
+                "bin": label,
+                "count": count,
+                "event_rate": rate,
+                "woe": woe,
+                "iv": iv,
+                "points": points,
+            }
+            for name in self.selected_
+            for label, count, rate, woe, iv, points in zip(
+                self.bins_[name]["labels"],
+                self.bins_[name]["count"],
+                self.bins_[name]["event_rate"],
+                self.bins_[name]["woe"],
+                self.bins_[name]["iv"],
+                self.points_[name],
+                strict=True,
+            )
+        ]
+        return pd.DataFrame(rows, columns=list(POINTS_COLUMNS))
+
+    def iv_table(self) -> pd.DataFrame:
+        """One row per input feature: IV, number of bins and whether it was selected."""
+        check_is_fitted(self, "points_")
+        table = pd.DataFrame(
+            {
+                "feature": list(self.iv_),
+                "iv": list(self.iv_.values()),
+                "n_bins": [len(self.bins_[c]["labels"]) - 2 for c in self.iv_],
+                "selected": [c in set(self.selected_) for c in self.iv_],
+            }
+        )
+        return table.sort_values(["iv", "feature"], ascending=[False, True], ignore_index=True)
+
+    def reason_codes(
+        self, X: pd.DataFrame | np.ndarray, *, top: int = 3
+    ) -> list[list[dict[str, Any]]]:
+        """Per row, up to ``top`` features whose bin lost the most points against the feature's
+        best bin (bins seen in fitting), most first; features at their best bin are no reason.
+
+        Each reason: ``feature``, ``value``, ``bin``, ``points``, ``best_bin`` (also as
+        ``reference``), ``best_points``, ``points_lost`` (also as ``impact``, in points) and
+        ``text``: the keys of :func:`credit.reasons.top_reasons` plus the bin details.
+        """
+        data = self._data(X)
+        points = self._lookup(data, self._unseen_points())
+        best = {}
+        for name in self.selected_:
+            seen = [i for i, n in enumerate(self.bins_[name]["count"]) if n > 0]
+            i_best = max(seen, key=lambda i: self.points_[name][i])
+            best[name] = (self.bins_[name]["labels"][i_best], self.points_[name][i_best])
+        best_points = np.array([best[c][1] for c in self.selected_])
+        lost = best_points[None, :] - points
+        k = min(top, lost.shape[1])
+        order = np.argsort(-lost, axis=1, kind="stable")[:, :k]
+        labels = {c: self.bins_[c]["labels"] for c in self.selected_}
+        index = {c: self._bin_index(data, c) for c in self.selected_}
+        out: list[list[dict[str, Any]]] = []
+        for i in range(len(data)):
+            reasons = []
+            for j in order[i]:
+                if lost[i, j] <= 1e-9:
+                    continue
+                name = self.selected_[j]
+                b = int(index[name][i])
+                label = labels[name][b] if b >= 0 else "unseen level"
+                value = data[name].iloc[i]
+                value = None if pd.isna(value) else value
+                value = float(value) if isinstance(value, np.floating) else value
+                reasons.append(
+                    {
+                        "feature": name,
+                        "value": value,
+                        "reference": best[name][0],
+                        "bin": label,
+                        "points": float(points[i, j]),
+                        "best_bin": best[name][0],
+                        "best_points": float(best[name][1]),
+                        "points_lost": float(lost[i, j]),
+                        "impact": float(lost[i, j]),
+                        "text": f"{humanise(name)} in {label}: {lost[i, j]:.0f} points below "
+                        f"the best bin {best[name][0]}",
+                    }
+                )
+            out.append(reasons)
+        return out

@@ -1,0 +1,132 @@
+"""What a retrain run reports: its summary (the CLI's JSON line), the model card and the
+candidates table (files in the run folder and Prefect artifacts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from credit.training import CandidateOutcome, TrainingData, headline_metrics
+from flows.candidates import TrainedCandidates
+
+if TYPE_CHECKING:
+    from registry import PromotionDecision, VersionInfo
+
+CARD_METRICS = (
+    "roc_auc",
+    "roc_auc_ci_low",
+    "roc_auc_ci_high",
+    "gini",
+    "ks",
+    "brier",
+    "pr_auc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "threshold",
+)
+
+
+@dataclass(frozen=True)
+class RetrainSummary:
+    """The typed parts of a finished run; :meth:`to_dict` is the JSON edge."""
+
+    flow_run_id: str
+    registered: VersionInfo
+    decision: PromotionDecision
+    best: CandidateOutcome
+    trained: TrainedCandidates
+    training: TrainingData
+    out_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flow's result and the CLI's last line (keys are a documented contract)."""
+        return {
+            "flow_run_id": self.flow_run_id,
+            "model_name": self.registered.model_name,
+            "model_version": self.registered.version,
+            "champion": self.decision.champion_version,
+            "promoted": bool(self.decision.promoted),
+            "promotion_reason": self.decision.reason,
+            "candidate": self.best.name,
+            "metrics": headline_metrics(self.best.metrics),
+            "candidates": {o.name: headline_metrics(o.metrics) for o in self.trained.outcomes},
+            "out_dir": str(self.out_dir),
+            "data": self.training.data.to_dict(),
+            "sampling": self.trained.sampling,
+            **self.training.report,
+        }
+
+
+def _sampling_lines(sampling: dict[str, dict[str, Any]]) -> list[str]:
+    if not any(v["rows"] < v["of"] for v in sampling.values()):
+        return []
+    lines = [
+        "",
+        "## Sampling (large training table)",
+        "| step | customers used | of |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {step.replace('_', ' ')} | {v['rows']:,} | {v['of']:,} |"
+        for step, v in sampling.items()
+    ]
+    lines.append(
+        "Samples are stratified on the label and seeded; held-out metrics use every test customer."
+    )
+    return lines
+
+
+def render_model_card(summary: RetrainSummary) -> str:
+    """The Markdown card: data, sampling, held-out metrics and the champion decision."""
+    best, data, decision = summary.best, summary.training.data, summary.decision
+    m = best.metrics
+    lines = [
+        f"# Model card: {summary.registered.model_name} v{summary.registered.version}",
+        "",
+        f"**Candidate** `{best.name}` chosen by cross-validated ROC-AUC "
+        f"({best.search.best_cv_auc:.4f}); calibration: {best.calibration.get('method')}.",
+        "",
+        "## Data",
+        f"- source: `{data.source}`",
+        f"- fingerprint (sha256): `{data.fingerprint}`",
+        f"- rows: {data.rows:,} ({data.quarantined:,} quarantined)",
+        f"- customers: {data.customers:,}",
+        f"- windows: `{json.dumps(data.windows)}`",
+    ]
+    if data.path == "out_of_core":
+        lines.append("- processed out of core (partition by partition; the EDA shows a sample)")
+    lines += _sampling_lines(summary.trained.sampling)
+    lines += ["", "## Held-out metrics", "| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {m[key]:.4f} |" for key in CARD_METRICS if m.get(key) is not None]
+    lines += [
+        f"| dummy ROC-AUC | {best.evaluation.baseline_metrics['roc_auc']:.4f} |",
+        "",
+        "## Champion decision",
+        f"- promoted: **{decision.promoted}**",
+        f"- champion after this run: v{decision.champion_version}",
+        f"- why: {decision.reason}",
+        "",
+        f"Best parameters: `{json.dumps(best.summary()['best_params'])}`",
+    ]
+    return "\n".join(lines)
+
+
+def publish(summary: RetrainSummary) -> None:
+    """Candidate table and model card, as Prefect artifacts and files in the run folder."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows = [o.summary() for o in summary.trained.outcomes]
+    pd.DataFrame(rows).to_csv(summary.out_dir / "candidates.csv", index=False)
+    table = [{k: v for k, v in r.items() if k != "best_params"} for r in rows]
+    create_table_artifact(
+        table, key="candidate-metrics", description="Held-out metrics of every candidate"
+    )
+    card = render_model_card(summary)
+    (summary.out_dir / "model_card.md").write_text(card)
+    create_markdown_artifact(card, key="model-card", description="Registered model card")
