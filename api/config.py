@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-DEFAULT_MODEL_NAME = "bati-credit"
+from schemas import defaults
+
+DEFAULT_MODEL_NAME = defaults.DEFAULT_MODEL_NAME
 MIB = 1024 * 1024
 MIN_TOKEN_CHARS = 32
 MAX_SECONDS = 86_400.0  # a day: larger waits are a typo, and inf/nan break timers and JSON

@@ -1,5 +1,11 @@
-"""The OpenAPI 3.1 document, built from the pydantic models that validate the traffic, and a
-self-contained interactive docs page rendered from it (no CDN, no external script)."""
+"""The OpenAPI 3.1 document and a self-contained interactive docs page (no CDN, no script).
+
+The document is generated from the app itself: :func:`build_openapi` walks ``app.url_map`` and
+reads each view's ``@endpoint`` declaration (:mod:`api.contract`: request model, response model,
+error statuses, auth, summary); the schemas are those pydantic models, the same ones that
+validate requests and build responses. A route without a declaration is an error
+(:class:`UndocumentedRoute`), so nothing is served undocumented.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from api.contract import Endpoint, endpoint, spec_of
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
-    400: "Malformed JSON, or the body did not arrive within the request time limit",
+    400: "Malformed JSON or body framing, or the request did not arrive within its time limit",
     401: "Missing or malformed bearer token",
     403: "Wrong token, or admin endpoints disabled",
     404: "Unknown customer or version",

@@ -350,9 +350,10 @@ def run_flow(rows: int, tmp: Path, *, repeats: int = 3) -> list[dict[str, Any]]:
         import pandas as pd
 
         from bench.score import measure_scoring
+        from schemas.defaults import DEFAULT_MODEL_NAME
 
         snapshot = pd.read_parquet(tmp / "run" / "feature_snapshot.parquet")
-        model = Registry(db_url).load_champion("bati-credit")[1]
+        model = Registry(db_url).load_champion(DEFAULT_MODEL_NAME)[1]
         t1 = time.time()
         scoring = measure_scoring(model, snapshot, repeats=repeats)
         out.append(

@@ -42,7 +42,9 @@ def _frame(customers: int, features: int) -> Any:
     values = rng.lognormal(3, 1.5, size=(customers, n_num)).round(2)
     frame = pd.DataFrame(values, columns=[f"f{i:02d}" for i in range(n_num)])
     for col in TEXT_COLUMNS:
-        frame[col] = pd.Series(rng.choice(["airtime", "financial_services", "utility_bill"], customers), dtype="str")
+        frame[col] = pd.Series(
+            rng.choice(["airtime", "financial_services", "utility_bill"], customers), dtype="str"
+        )
     frame.index = pd.Index([f"CustomerId_{i}" for i in range(customers)], name="CustomerId")
     return frame
 

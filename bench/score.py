@@ -28,6 +28,8 @@ if str(ROOT) not in sys.path:
 
 import pandas as pd  # noqa: E402
 
+from schemas.defaults import DEFAULT_MODEL_NAME  # noqa: E402
+
 TARGET_PER_S = 50_000
 CHUNK = 50_000
 
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="generated transactions")
     parser.add_argument("--db-url", help="registry whose champion scores")
-    parser.add_argument("--model-name", default="bati-credit")
+    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     parser.add_argument("--snapshot", type=Path, help="feature snapshot Parquet to score")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentiles
+from schemas.defaults import DEFAULT_MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -269,7 +270,7 @@ def prepare(
         url, raw, as_of = world.url, world.raw, world.as_of
     else:
         url = db_url
-    model_name = os.environ.get("BATI_MODEL_NAME", "bati-credit")
+    model_name = os.environ.get("BATI_MODEL_NAME", DEFAULT_MODEL_NAME)
     with Registry(url) as reg:
         versions = reg.list_versions(model_name)
     champion = next((v.version for v in versions if v.is_champion), None)
@@ -439,8 +440,9 @@ def prediction_log_loss(url: str, records: list[Record]) -> dict[str, int]:
         log = read_prediction_log(reg)
     sent = Counter((r.request_id, c) for r in records if r.status == 200 for c in r.customers)
     prefixes = tuple({r.request_id.rsplit("-", 2)[0] + "-" for r in records})
-    log = log[log["request_id"].astype(str).str.startswith(prefixes)]
-    logged = Counter(zip(log["request_id"], log["customer_id"], strict=True))
+    # The server makes the audit key; the id this driver sent is kept as client_request_id.
+    log = log[log["client_request_id"].fillna("").astype(str).str.startswith(prefixes)]
+    logged = Counter(zip(log["client_request_id"], log["customer_id"], strict=True))
     return {
         "rows_expected": sum(sent.values()),
         "rows_logged": sum(logged.values()),

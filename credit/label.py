@@ -38,6 +38,7 @@ from credit.features import (
     concat_customer_frames,
 )
 from credit.transactions import CustomerBuckets, own_mask, time_ns, to_utc
+from schemas.defaults import OBSERVATION_DAYS, PERFORMANCE_DAYS
 
 LABEL_NAME = "is_high_risk"
 MODES = ("out_of_time", "same_window")
@@ -199,8 +200,8 @@ def build_training_table(
     tx: pd.DataFrame | CustomerBuckets,
     *,
     as_of: pd.Timestamp | None = None,
-    observation_days: int = 60,
-    performance_days: int = 30,
+    observation_days: int = OBSERVATION_DAYS,
+    performance_days: int = PERFORMANCE_DAYS,
     mode: str = "out_of_time",
     seed: int = 42,
 ) -> TrainingTable:

@@ -46,16 +46,20 @@ def _as_dict(obj: Any, cls: type) -> dict[str, Any]:
     return obj.to_dict()
 
 
-def _find_preprocessor(estimator: Any) -> TabularPreprocessor | None:
-    """The TabularPreprocessor inside a Pipeline, possibly wrapped in CalibratedClassifierCV."""
+def _find_preprocessor(estimator: Any) -> TabularPreprocessor | WoEScorecard | None:
+    """The step naming the model columns (a TabularPreprocessor, or a WoEScorecard that bins the
+    raw columns itself) inside a Pipeline, possibly wrapped in CalibratedClassifierCV."""
+    kinds = (TabularPreprocessor, WoEScorecard)
     seen = 0
     while estimator is not None and seen < 5:
         seen += 1
-        if isinstance(estimator, TabularPreprocessor):
+        if isinstance(estimator, kinds):
             return estimator
         steps = getattr(estimator, "named_steps", None)
-        if steps is not None and isinstance(steps.get("prep"), TabularPreprocessor):
-            return steps["prep"]
+        if steps is not None:
+            found = steps.get("prep", list(steps.values())[-1] if steps else None)
+            if isinstance(found, kinds):
+                return found
         estimator = getattr(estimator, "estimator", None)
     return None
 

@@ -95,6 +95,7 @@ def finalize_candidate(
 ) -> CandidateOutcome:
     """Calibrate if it lowers validation Brier, then evaluate once on the held-out test split."""
     t0 = time.perf_counter()
+    X_train, y_train = split.X_train, split.y_train
     fitted, calibration = calibrate_if_better(
         search.best_estimator, X_train, y_train, seed=seed, n_jobs=n_jobs
     )
@@ -102,8 +103,8 @@ def finalize_candidate(
     model = CreditRiskModel.from_search(fitted, X_train, y_train, threshold, model_name=model_name)
     evaluation = evaluate_candidate(
         model,
-        X_test,
-        y_test,
+        split.X_test,
+        split.y_test,
         threshold=threshold,
         out_dir=out_dir,
         name=search.name,

@@ -12,7 +12,7 @@
    ``max_corr`` with a stronger kept feature.
 3. **Logistic regression** on the WoE values of the selected features; a feature given a
    coefficient of the wrong sign (safer bins scoring as riskier, a collinearity artefact) is
-   dropped, weakest first, and the regression refitted, so points always rise with the WoE.
+   dropped and the regression refitted until none is left, so points always rise with the WoE.
 4. **Points**: with the policy's points-to-double-odds scaling (:class:`credit.scorecard.Scorecard`,
    ``score = offset + factor * ln(good:bad odds)``) and ``n`` selected features, the points of bin
    ``i`` of feature ``j`` are ``offset / n - factor * (intercept / n + coef_j * woe_ij)``, so the
@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -80,6 +81,8 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
+    numeric, categorical: the model columns and how to bin them; when neither is given, every
+        column is used, number columns as numeric and the others as categorical.
     min_iv: features with a lower information value are not used.
     max_corr: a feature whose WoE correlates above this (absolute) with a feature of higher IV
         is not used (None keeps all).
@@ -98,6 +101,8 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
+        numeric: Sequence[str] = (),
+        categorical: Sequence[str] = (),
         *,
         min_iv: float = 0.02,
         max_corr: float | None = 0.8,
@@ -112,6 +117,8 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         max_iter: int = 1000,
         scorecard: dict[str, Any] | None = None,
     ) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
         self.min_iv = min_iv
         self.max_corr = max_corr
         self.monotonic_trend = monotonic_trend
@@ -144,17 +151,24 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         data = self._prepare(frame, fitting=True)
         numeric = [c for c, kind in self.kinds_.items() if kind == "numeric"]
         trend = {} if self.monotonic_trend is None else {"monotonic_trend": self.monotonic_trend}
+        # optbinning cannot bin a column without values: it is all Missing (WoE 0, IV 0)
+        binnable = [c for c in data.columns if data[c].notna().any()]
         process = BinningProcess(
-            list(data.columns),
-            categorical_variables=[c for c in data.columns if c not in set(numeric)],
+            binnable,
+            categorical_variables=[c for c in binnable if c not in set(numeric)],
             special_codes=list(self.special_codes) if self.special_codes else None,
             max_n_prebins=self.max_n_prebins,
             min_prebin_size=self.min_prebin_size,
             min_bin_size=self.min_bin_size,
             max_n_bins=self.max_n_bins,
             binning_fit_params={c: dict(trend) for c in numeric},
-        ).fit(data, event)
-        self.bins_ = {c: self._bins_of(process.get_binned_variable(c), c) for c in data.columns}
+        ).fit(data[binnable], event)
+        self.bins_ = {
+            c: self._bins_of(process.get_binned_variable(c), c)
+            if c in binnable
+            else self._all_missing(c, event)
+            for c in data.columns
+        }
         self.iv_ = {c: float(np.sum(spec["iv"])) for c, spec in self.bins_.items()}
         ranked = sorted(self.iv_, key=lambda c: (-self.iv_[c], list(data.columns).index(c)))
         self.selected_ = [c for c in ranked if self.iv_[c] >= self.min_iv] or ranked[:1]
@@ -165,11 +179,12 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
                 C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
             ).fit(woe, event)
             # WoE is ln(%good / %bad): a positive log-odds-of-bad coefficient means "safer bins
-            # are riskier", a collinearity artefact; drop the weakest such feature and refit.
-            wrong = [c for c, b in zip(self.selected_, logreg.coef_.ravel(), strict=True) if b > 0]
-            if not wrong or len(self.selected_) == 1:
+            # are riskier", a collinearity artefact; drop such features and refit.
+            coef = logreg.coef_.ravel()
+            keep = [c for c, b in zip(self.selected_, coef, strict=True) if b <= 0]
+            if len(keep) == len(self.selected_) or len(self.selected_) == 1:
                 break
-            self.selected_.remove(wrong[-1])
+            self.selected_ = keep or [self.selected_[int(np.argmin(coef))]]
         self.coef_ = logreg.coef_.ravel().astype(np.float64)
         self.intercept_ = float(logreg.intercept_[0])
         self.n_iter_ = logreg.n_iter_
@@ -199,12 +214,24 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         return [self.selected_[j] for j in kept]
 
     def _prepare(self, frame: pd.DataFrame, *, fitting: bool) -> pd.DataFrame:
-        """String column names; numeric columns float64, the others str objects (NaN missing)."""
+        """The model columns by name: numeric ones float64, the others str objects (NaN
+        missing). Fitting records them in ``kinds_`` (``numeric``/``categorical`` when given,
+        else every column by its dtype)."""
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         if fitting:
-            self.kinds_ = {
-                c: "numeric" if _is_numeric(frame[c]) else "categorical" for c in frame.columns
-            }
+            numeric, categorical = list(self.numeric), list(self.categorical)
+            if numeric or categorical:
+                kinds = dict.fromkeys(map(str, numeric), "numeric")
+                kinds.update(dict.fromkeys(map(str, categorical), "categorical"))
+            else:
+                kinds = {
+                    c: "numeric" if _is_numeric(frame[c]) else "categorical" for c in frame.columns
+                }
+            self.kinds_ = {c: kinds[c] for c in frame.columns if c in kinds}
+            self.kinds_.update({c: k for c, k in kinds.items() if c not in self.kinds_})
+        absent = [c for c in self.kinds_ if c not in frame.columns]
+        if absent:
+            raise ValueError(f"X lacks the model columns {absent[:10]}")
         out = {}
         for c, kind in self.kinds_.items():
             if kind == "numeric":
@@ -217,16 +244,31 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         table = optb.binning_table
         n_event = np.asarray(table.n_event, dtype=np.float64)
         n_nonevent = np.asarray(table.n_nonevent, dtype=np.float64)
-        woe, iv = _woe_iv(n_event, n_nonevent)
         spec: dict[str, Any] = {"kind": self.kinds_[name]}
         if spec["kind"] == "numeric":
             spec["splits"] = [float(s) for s in optb.splits]
-            labels = _numeric_labels(spec["splits"])
         else:
             built = table.build()["Bin"].tolist()
             n_bins = len(n_event) - 2  # bins, then Special and Missing
             spec["groups"] = [[str(v) for v in group] for group in built[:n_bins]]
+        return self._finish(spec, n_event, n_nonevent)
+
+    def _all_missing(self, name: str, event: np.ndarray) -> dict[str, Any]:
+        spec: dict[str, Any] = {"kind": self.kinds_[name]}
+        spec.update({"splits": []} if spec["kind"] == "numeric" else {"groups": []})
+        n_regular = 1 if spec["kind"] == "numeric" else 0
+        n_event = np.array([0.0] * (n_regular + 1) + [event.sum()])
+        n_nonevent = np.array([0.0] * (n_regular + 1) + [event.size - event.sum()])
+        return self._finish(spec, n_event, n_nonevent)
+
+    @staticmethod
+    def _finish(spec: dict[str, Any], n_event: np.ndarray, n_nonevent: np.ndarray) -> dict:
+        """Add labels, counts, event rates, WoE and IV to a spec with its splits or groups."""
+        if spec["kind"] == "numeric":
+            labels = _numeric_labels(spec["splits"])
+        else:
             labels = ["[" + ", ".join(g) + "]" for g in spec["groups"]]
+        woe, iv = _woe_iv(n_event, n_nonevent)
         count = n_event + n_nonevent
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(count > 0, n_event / count, np.nan)
@@ -272,6 +314,10 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def _data(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         check_is_fitted(self, "points_")
+        if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
+            # named input: the model columns are selected by name (extra columns are fine, as
+            # in a ColumnTransformer), so a model fitted on a wide table scores its own columns
+            return self._prepare(X, fitting=False)
         return self._prepare(validate_frame(self, X, reset=False), fitting=False)
 
     # -- prediction ---------------------------------------------------------------------------
@@ -283,7 +329,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """``(n, 2)`` probabilities; column 1 is the PD."""
-        pd_ = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        pd_ = expit(self.decision_function(X))
         return np.column_stack([1.0 - pd_, pd_])
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from feed.manifest import Manifest
 from registry.db import create_engine_for, safe_url
 
 LANDING_ENV = "BATI_LANDING"
-SUFFIXES = (".csv", ".parquet", ".pq")
+SUFFIXES = (".csv", ".parquet")  # what credit.sources reads
 _WRITING = (".tmp", ".part", ".crdownload")
 
 
@@ -131,17 +131,19 @@ class SqlLanding:
             table = Table(self.table_name, MetaData(), autoload_with=engine)
             column = table.c[self.TIME]
             stmt = select(table)
+            typed = isinstance(column.type, DateTime)
             if since is not None:
-                bound = (
-                    pd.Timestamp(since).to_pydatetime()
-                    if isinstance(column.type, DateTime)
-                    else since
-                )
+                # Text stamps compare as text: from the watermark's day on ('2018-12-17 18:45'
+                # sorts before '2018-12-17T17:37'), then exactly once parsed, below.
+                bound = pd.Timestamp(since).to_pydatetime() if typed else since[:10]
                 stmt = stmt.where(column >= bound)
             with engine.connect() as conn:
                 raw = pd.read_sql(stmt, conn)
         finally:
             engine.dispose()
+        if since is not None and not typed and len(raw):
+            stamps = pd.to_datetime(raw[self.TIME], utc=True, errors="coerce", format="ISO8601")
+            raw = raw.loc[stamps.isna() | (stamps >= pd.Timestamp(since))].reset_index(drop=True)
         watermark = None
         if len(raw):
             stamps = pd.to_datetime(raw[self.TIME], utc=True, errors="coerce").dropna()

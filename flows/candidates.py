@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from credit.csvsafe import write_csv
 from credit.label import split_customers
 from credit.models import load_grids
-from credit.training import CandidateOutcome, TrainingData, stratified_sample
+from credit.training import CandidateOutcome, Split, TrainingData, stratified_sample
 from flows.config import RetrainConfig
 from tasks.features import content_key
 from tasks.train import evaluate, train
@@ -62,13 +63,11 @@ def train_and_evaluate(
         )
         for name in config.candidates
     ]
+    split = Split(X_fit, y_fit, X_test, y_test)
     evaluations = [
         evaluate.submit(
             s,
-            X_fit,
-            y_fit,
-            X_test,
-            y_test,
+            split,
             model_name=training.model_name,
             out_dir=out_dir / "evaluation",
             seed=config.seed,
@@ -82,6 +81,6 @@ def train_and_evaluate(
     ]
     outcomes = [e.result() for e in evaluations]
     for o in outcomes:
-        o.search.cv_results.to_csv(out_dir / f"search_{o.name}.csv", index=False)
+        write_csv(o.search.cv_results, out_dir / f"search_{o.name}.csv")
     sampling = config.sampling().report(len(X_train), len(X_test))
     return TrainedCandidates(outcomes, X_test, y_test, sampling)

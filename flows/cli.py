@@ -96,7 +96,8 @@ def parse_config(model: type[M], argv: list[str] | None, *, prog: str, descripti
     Fields marked ``cli_env`` go to their environment variable (read by the flow's process),
     so a secret such as the database password never becomes a flow-run parameter.
     """
-    values = vars(build_parser(model, prog=prog, description=description).parse_args(argv))
+    parsed = vars(build_parser(model, prog=prog, description=description).parse_args(argv))
+    values = {k: v for k, v in parsed.items() if v != []}  # `--candidates ""`: the default
     for name in list(values):
         extra = model.model_fields[name].json_schema_extra
         env = extra.get(CLI_ENV) if isinstance(extra, dict) else None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from credit.csvsafe import write_csv
 from credit.training import CandidateOutcome, TrainingData, headline_metrics
 from flows.candidates import TrainedCandidates
 
@@ -122,7 +123,7 @@ def publish(summary: RetrainSummary) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     rows = [o.summary() for o in summary.trained.outcomes]
-    pd.DataFrame(rows).to_csv(summary.out_dir / "candidates.csv", index=False)
+    write_csv(pd.DataFrame(rows), summary.out_dir / "candidates.csv")
     table = [{k: v for k, v in r.items() if k != "best_params"} for r in rows]
     create_table_artifact(
         table, key="candidate-metrics", description="Held-out metrics of every candidate"

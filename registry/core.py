@@ -45,10 +45,11 @@ from registry.models import (
     utcnow,
 )
 from registry.policy import PromotionDecision, PromotionPolicy, compare
+from schemas import defaults
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "bati-credit"
+DEFAULT_MODEL_NAME = defaults.DEFAULT_MODEL_NAME
 _V = TypeVar("_V")
 
 

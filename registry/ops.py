@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from registry.access import as_utc, engine_of, write_connection
 from registry.models import PredictionLog, QuarantineRow, Score, utcnow
@@ -212,15 +213,19 @@ def _copy_rows(conn: Connection, table: str, frame: pd.DataFrame) -> None:
 
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     options = pa_csv.WriteOptions(include_header=False, batch_size=_COPY_CHUNK_ROWS)
+    statement = f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)"
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as cp:
-        for start in range(0, len(frame), _COPY_CHUNK_ROWS):
-            chunk = pa.Table.from_pandas(
-                frame.iloc[start : start + _COPY_CHUNK_ROWS], preserve_index=False
-            )
-            sink = pa.BufferOutputStream()
-            pa_csv.write_csv(chunk, sink, options)
-            cp.write(memoryview(sink.getvalue()))
+    try:
+        with raw.cursor() as cur, cur.copy(statement) as cp:
+            for start in range(0, len(frame), _COPY_CHUNK_ROWS):
+                chunk = pa.Table.from_pandas(
+                    frame.iloc[start : start + _COPY_CHUNK_ROWS], preserve_index=False
+                )
+                sink = pa.BufferOutputStream()
+                pa_csv.write_csv(chunk, sink, options)
+                cp.write(memoryview(sink.getvalue()))
+    except raw.IntegrityError as exc:  # the same exception as through SQLAlchemy
+        raise IntegrityError(statement, None, exc) from exc
 
 
 def _per_distinct(col: pd.Series, convert: Any) -> np.ndarray:

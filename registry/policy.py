@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from schemas import defaults
+
 METRIC_ALIASES: dict[str, tuple[str, ...]] = {
     "roc_auc": ("roc_auc", "auc", "test_roc_auc", "holdout_roc_auc"),
     "ks": ("ks", "ks_statistic", "test_ks", "holdout_ks"),
@@ -29,9 +31,9 @@ class PromotionPolicy:
     re-computed on the candidate's holdout).
     """
 
-    min_auc_gain: float = 0.005
-    max_ks_loss: float = 0.02
-    max_brier_increase: float = 0.005
+    min_auc_gain: float = defaults.MIN_AUC_GAIN
+    max_ks_loss: float = defaults.MAX_KS_LOSS
+    max_brier_increase: float = defaults.MAX_BRIER_INCREASE
     require_same_holdout: bool = True
 
 

@@ -315,7 +315,7 @@ def _read(
         return _empty()
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     del tables
-    frame = table.to_pandas(self_destruct=True)
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)  # peak: ~1x the data
     if wanted is not None:
         frame = frame.loc[frame.index.intersection(pd.Index(wanted, dtype="str"))]
     return frame

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from sampledata import generator
 from sampledata.reference import COLUMNS
+from schemas.defaults import var_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_FILENAME = "xente_demo.parquet"
@@ -32,8 +33,7 @@ _SUFFIXES = (".csv", ".parquet")
 
 def default_demo_path() -> Path:
     """``<var>/data/xente_demo.parquet``; ``<var>`` is ``$BATI_VAR_DIR`` or the project's ``var/``."""
-    var = Path(os.environ.get("BATI_VAR_DIR") or PROJECT_ROOT / "var")
-    return var / "data" / DEMO_FILENAME
+    return var_path() / "data" / DEMO_FILENAME
 
 
 def sidecar_path(path: Path) -> Path:

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.base import clone
 
 from credit.models import SearchResult, search_candidate, single_threaded
-from credit.training import CandidateOutcome, finalize_candidate
+from credit.training import CandidateOutcome, Split, finalize_candidate
 
 
 @contextmanager
@@ -91,10 +91,7 @@ def train(
 @task(name="evaluate", task_run_name="evaluate-{search.name}", cache_policy=NO_CACHE)
 def evaluate(
     search: SearchResult,
-    X_train: pd.DataFrame,
-    y_train: pd.Series,
-    X_test: pd.DataFrame,
-    y_test: pd.Series,
+    split: Split,
     *,
     model_name: str,
     out_dir: Path,
@@ -108,7 +105,7 @@ def evaluate(
     """Calibrate where it helps, then evaluate once on the held-out split with plots.
 
     ``refit``: the search ran on a sample, so the chosen parameters are fitted afresh on
-    ``X_train`` (calibration decides how, as always). Metrics use the whole test split;
+    ``split.X_train`` (calibration decides how, as always). Metrics use the whole test split;
     permutation importance (``importance_repeats`` shuffles) uses a seeded sample of at most
     ``importance_max_rows`` test customers when the split is larger.
     """
@@ -117,30 +114,34 @@ def evaluate(
     sample_importance = (
         importance_repeats > 0
         and importance_max_rows is not None
-        and len(X_test) > importance_max_rows
+        and len(split.X_test) > importance_max_rows
     )
     with joblib_on_dask(dask_address):
         outcome = finalize_candidate(
             search,
-            X_train,
-            y_train,
-            X_test,
-            y_test,
+            split,
             model_name=model_name,
             out_dir=out_dir,
             seed=seed,
             n_jobs=n_jobs,
             importance_repeats=0 if sample_importance else importance_repeats,
         )
+    n_test = len(split.X_test)
     if sample_importance:
         _importance_on_sample(
-            outcome, X_test, y_test, importance_max_rows, importance_repeats, seed, out_dir
+            outcome,
+            split.X_test,
+            split.y_test,
+            importance_max_rows,
+            importance_repeats,
+            seed,
+            out_dir,
         )
     outcome.extra.update(
         {
-            "fit_rows": len(X_train),
-            "test_rows": len(X_test),
-            "importance_rows": min(len(X_test), importance_max_rows or len(X_test)),
+            "fit_rows": len(split.X_train),
+            "test_rows": n_test,
+            "importance_rows": min(n_test, importance_max_rows or n_test),
         }
     )
     m = outcome.metrics

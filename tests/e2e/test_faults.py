@@ -579,6 +579,71 @@ def test_bad_setting_stops_gunicorn_with_one_line(tmp_path: Path) -> None:
         assert "short-4242" not in done.stderr
 
 
+@pytest.mark.postgres
+def test_recreated_database_does_not_split_the_workers(tmp_path: Path) -> None:
+    """Issue 15.4: the registry's PostgreSQL schema dropped and recreated empty while two
+    workers serve. Before, the API migrated the empty database itself and the workers split
+    (one served the old model, a restarted one 503). Now no worker creates a table; every
+    worker keeps its last verified model and names the problem in /ready and /health; both
+    recover without a restart once the schema and a champion are back."""
+    from sqlalchemy.engine import make_url
+
+    from registry.testing import PG_ENV, database_url
+
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"needs {PG_ENV}")
+    with database_url("postgres", tmp_path) as url:
+        schema = make_url(url).query["options"].split("search_path=")[1]
+        world = build_world(url)
+        with soak.gunicorn(url, tmp_path / "gunicorn.log", workers=2, threads=2) as srv:
+            srv.wait_all_serving(1)
+            admin = create_engine(os.environ[PG_ENV])
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+            def every_worker_reports() -> bool:
+                seen = {}
+                for _ in range(20):
+                    body = soak.http_get(srv.port, "/health")[1]
+                    seen[body["pid"]] = (body["served_version"], body["reload"]["last_error"])
+                return len(seen) == 2 and all(
+                    v == 1 and e and "registry migrate" in e for v, e in seen.values()
+                )
+
+            deadline = time.monotonic() + 30
+            while not every_worker_reports():
+                assert time.monotonic() < deadline, srv.log_tail()
+                time.sleep(0.5)
+            for _ in range(10):
+                status, body = soak.http_get(srv.port, "/ready")
+                assert status == 200 and "registry migrate" in body["registry_error"], body
+                cid = world.customers()[0]
+                assert soak.http_post(srv.port, "/v1/score", {"customer_id": cid})[0] == 200
+            status, body = soak.http_get(srv.port, "/v1/models")
+            assert status == 503 and body["error"]["code"] == "schema_not_current", body
+            with admin.connect() as conn:
+                tables = conn.execute(
+                    text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"),
+                    {"s": schema},
+                ).scalar_one()
+            assert tables == 0  # the API created nothing
+            admin.dispose()
+            build_world(url)  # `registry migrate` and a retrain
+            deadline = time.monotonic() + 30
+            while True:
+                seen = {}
+                for _ in range(20):
+                    body = soak.http_get(srv.port, "/health")[1]
+                    seen[body["pid"]] = body["reload"]["last_error"]
+                if len(seen) == 2 and set(seen.values()) == {None}:
+                    break
+                assert time.monotonic() < deadline, (seen, srv.log_tail())
+                time.sleep(0.5)
+            assert soak.http_get(srv.port, "/v1/models")[0] == 200
+            assert soak.http_get(srv.port, "/ready")[1]["registry_error"] is None
+
+
 # =============================================================================================
 # 4. PostgreSQL restarted under the serving API
 # =============================================================================================

@@ -948,3 +948,17 @@ def test_schema_newer_than_the_code_is_503_with_one_line(
     assert "upgrade the code" in err["message"] and "\n" not in err["message"]
     assert_error(client.get("/v1/models/champion"), 503, "schema_not_current")
     assert client.post("/v1/score", json={"customer_id": world.customers()[0]}).status_code == 200
+
+
+# -- one registry handle per app, closed with it (issue 12.5) --------------------------------------
+def test_one_registry_handle_per_app_closed_with_it(world: World) -> None:
+    app = create_app({"db_url": world.url, "admin_token": ADMIN_TOKEN, "start_background": False})
+    state = app.extensions["bati"]
+    client = app.test_client()
+    assert client.get("/v1/models").status_code == 200
+    reg = state.registry()
+    assert state.holder.refresh() is False and state.registry() is reg  # the holder shares it
+    assert client.post("/v1/score", json={"customer_id": world.customers()[0]}).status_code == 200
+    state.close()
+    assert reg.closed
+    state.close()  # idempotent (gunicorn's worker_exit, then interpreter exit)

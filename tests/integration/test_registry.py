@@ -44,29 +44,13 @@ from registry.errors import (
 )
 from registry.models import Base, ModelVersion
 from registry.policy import PromotionPolicy, compare
-from registry.testing import PG_ENV, database_url, flip_one_byte, replace_artifact
+from registry.testing import flip_one_byte, replace_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "bati-credit"
 
 
-# -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path):
-    """An empty database URL on each backend (fresh PG schema per test)."""
-    if request.param == "postgres" and not os.environ.get(PG_ENV):
-        pytest.skip(f"PostgreSQL registry tests need {PG_ENV} (e.g. postgresql+psycopg://...)")
-    with database_url(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def reg(db_url: str):
-    registry = Registry(db_url)
-    yield registry
-    registry.close()
-
-
+# `db_url` and `reg` (each backend) come from tests/integration/conftest.py.
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)

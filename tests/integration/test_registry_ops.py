@@ -3,9 +3,6 @@ on SQLite and on the PostgreSQL named by BATI_TEST_PG_URL (skipped without it)."
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,19 +19,9 @@ from registry.ops import (
     write_quarantine,
     write_scores,
 )
-from registry.testing import PG_ENV, database_url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def reg(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "postgres" and not os.environ.get(PG_ENV):
-        pytest.skip(f"PostgreSQL registry tests need {PG_ENV} (e.g. postgresql+psycopg://...)")
-    with database_url(request.param, tmp_path) as url:
-        registry = Registry(url)
-        yield registry
-        registry.close()
-
-
+# `db_url` and `reg` (each backend) come from tests/integration/conftest.py.
 def features(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(

@@ -74,6 +74,7 @@ def test_flags_parse_into_typed_fields(monkeypatch):
     assert _parse(["--out-of-core"]).out_of_core is True
     assert _parse(["--in-memory"]).out_of_core is False
     assert _parse([]).out_of_core is None
+    assert _parse(["--candidates", ""]).candidates == RetrainConfig().candidates
     with pytest.raises(SystemExit):
         _parse(["--out-of-core", "--in-memory"])
     with pytest.raises(ValueError):

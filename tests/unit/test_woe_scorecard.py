@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
 
 from credit.models import build_pipeline, split_columns
 from credit.scorecard import Scorecard
@@ -131,7 +132,9 @@ def test_special_and_missing_bins_and_unseen_levels(german) -> None:
     X, y = german
     X = X.copy()
     X.loc[X.index[::10], "duration"] = -1.0  # "not applicable" code
+    X["never_filled"] = np.nan  # optbinning cannot bin it: all Missing, IV 0
     card = WoEScorecard(special_codes=[-1.0]).fit(X, y)
+    assert card.iv_["never_filled"] == 0 and card.bins_["never_filled"]["count"][-1] == len(X)
     spec = card.bins_["duration"]
     assert spec["count"][-2] == len(X.index[::10])  # Special
     assert spec["count"][-1] == 0 and card.bins_["savings"]["count"][-1] == X.savings.isna().sum()
@@ -177,6 +180,16 @@ def test_bring_your_own_labels_table(german) -> None:
     X_train, X_test, y_train, y_test = train_test_split(Xp, yp, test_size=0.3, random_state=0)
     model = CreditRiskModel(WoEScorecard()).fit(X_train, y_train)
     assert roc_auc_score(y_test, model.predict_pd(X_test)) > 0.7
+    # the training path: a pipeline naming its columns, fitted on a wider table, then wrapped
+    roles = {"numeric": info["numeric"], "categorical": info["categorical"][1:]}
+    wide = X_train.assign(note="free text")
+    fitted = Pipeline([("clf", WoEScorecard(**roles))]).fit(wide, y_train)
+    wrapped = CreditRiskModel.from_search(fitted, wide, y_train, 0.5, model_name="scorecard")
+    assert wrapped.feature_names_ == [c for c in X_train.columns if c != info["categorical"][0]]
+    np.testing.assert_allclose(
+        wrapped.predict_pd(X_test), fitted.predict_proba(X_test.assign(note="x"))[:, 1]
+    )
+    assert wrapped.score_frame(X_test.head(3)).reasons.iloc[0][0]["bin"]
     frame = model.score_frame(X_test.head(5))
     card = Scorecard.from_toml()
     total = model.estimator_.total_points(model._align(X_test.head(5)))

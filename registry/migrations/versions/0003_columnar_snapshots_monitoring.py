@@ -228,10 +228,10 @@ def _convert_json_snapshots() -> None:
     from registry.snapshots import insert_snapshot
 
     conn = op.get_bind()
-    old = sa.table(
+    old = sa.table(  # as_of untyped: grouped by the stored value, whatever its text form
         "feature_snapshots",
         sa.column("customer_id"),
-        sa.column("as_of", TS),
+        sa.column("as_of"),
         sa.column("run_id"),
         sa.column("model_name"),
         sa.column("features"),
@@ -250,7 +250,7 @@ def _convert_json_snapshots() -> None:
         insert_snapshot(
             conn,
             frame,
-            as_of=pd.Timestamp(when).to_pydatetime(),
+            as_of=pd.Timestamp(when).to_pydatetime(),  # naive text: UTC (how it was written)
             run_id=rows[0].run_id,
             model_name=rows[0].model_name,
             publish=True,
