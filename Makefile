@@ -12,7 +12,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export BATI_DB_URL ?= sqlite:///$(CURDIR)/var/bati.db
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean server worker deploy serve nightly
+
+# The Prefect server `make server` starts; `make worker`, `make deploy`, `make serve` use it.
+PREFECT_SERVER := http://127.0.0.1:4200/api
+POOL ?= bati-process
+NIGHTLY_ARGS ?=
 
 install: $(STAMP)
 
@@ -23,7 +28,30 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/python -m flows.main
+	$(BIN)/python -m flows.main --demo
+
+# The Prefect UI on http://127.0.0.1:4200 (state in var/prefect, analytics off); Ctrl-C stops it.
+server: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+# A process worker for the work-pool deployments (deployments/prefect.yaml).
+worker: install
+	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
+	  || PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/prefect work-pool create $(POOL) --type process
+	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/prefect worker start --pool $(POOL)
+
+# Register the work-pool deployments (nightly-pool, score-pool) of deployments/prefect.yaml.
+deploy: install
+	PREFECT_API_URL=$(PREFECT_SERVER) BATI_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt \
+	  deploy --all --prefect-file deployments/prefect.yaml
+
+# Or serve the deployments (nightly, score) from this one process instead of a worker.
+serve: install
+	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/python -m deployments.serve
+
+# One night now: NIGHTLY_ARGS='--landing /data/landing' (or BATI_LANDING), or '--demo'.
+nightly: install
+	$(BIN)/python -m flows.nightly $(NIGHTLY_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q

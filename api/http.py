@@ -69,9 +69,11 @@ def read_json() -> Any:
 def _read_body() -> bytes:
     """The raw body, read before the request's deadline (``g.deadline``).
 
-    Under gunicorn the client socket gets a timeout equal to the time left before every read,
-    so a client that stalls or trickles its body is answered 400 ``body_timeout`` instead of
-    holding a worker thread; elsewhere (test client, development server) a plain read.
+    The project's gunicorn worker (:mod:`api.worker`) hands over only requests whose body is
+    already buffered; under other gunicorn workers the client socket gets a timeout equal to
+    the time left before every read, so a client that stalls or trickles its body is answered
+    400 ``body_timeout``; elsewhere (test client, development server) a plain read. Broken
+    framing (a chunk size that is not hex, a body cut short) is 400 ``malformed_body``.
     """
     try:
         return _read_body_until_deadline()

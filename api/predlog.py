@@ -32,6 +32,11 @@ LOG_COLUMNS = (
     "probability",
     "score",
     "latency_ms",
+    "band",
+    "decision",  # approved / declined
+    "amount",
+    "duration_days",
+    "reason_codes",  # feature, value, reference, impact of the three reasons
 )
 MAX_ATTEMPTS = 3
 

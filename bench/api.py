@@ -226,8 +226,9 @@ def slow_clients(
         except (OSError, http.client.HTTPException):
             pass
         lat.append(time.perf_counter() - t0)
+    deadline = time.monotonic() + 60  # the trickled requests' answers, all within a minute
     for t in pool:
-        t.join(60)
+        t.join(max(0.0, deadline - time.monotonic()))
     stop.set()
     for sock, _, _ in socks:
         sock.close()

@@ -241,3 +241,239 @@ def decay_report(
                 report.breaches.append(Breach(f"band_{band}_default_rate", rate, bound, "act"))
         report.bands.append(entry)
     return report
+
+
+# -- references stored with a version, and the figures computed against them ------------------
+#: Version of the layout of :func:`model_references` (stored with the bins).
+REFERENCE_FORMAT = 1
+#: Extra columns of the reference holdout (beside the model's inputs).
+LABEL_COLUMN = "_label"
+PD_COLUMN = "_pd"
+
+
+def categorical_reference(values: pd.Series, name: str, levels: list[str]) -> BinnedReference:
+    """A categorical reference over fixed ``levels`` (e.g. every band of the policy)."""
+    ref = BinnedReference(name, "categorical", (), len(values), levels=tuple(levels))
+    props = tuple(float(p) for p in bin_shares(ref, values))
+    return BinnedReference(name, "categorical", props, ref.n, levels=ref.levels)
+
+
+def band_pd_ranges(band_floors: Mapping[str, float], pd_from_score: Any) -> dict[str, list[float]]:
+    """Each band's PD range from its score floors (best band first; higher score, lower PD)."""
+    names, floors = list(band_floors), [float(v) for v in band_floors.values()]
+    ranges: dict[str, list[float]] = {}
+    for i, name in enumerate(names):
+        high = 1.0 if i == len(names) - 1 else float(pd_from_score(floors[i]))
+        low = 0.0 if i == 0 else float(pd_from_score(floors[i - 1]))
+        ranges[name] = [round(low, 6), round(high, 6)]
+    return ranges
+
+
+def population_reference(
+    scored: pd.DataFrame, inputs: pd.DataFrame | None, bands: list[str], n_bins: int = DEFAULT_BINS
+) -> dict[str, Any]:
+    """Bins of one scored population: score, band mix, approval rate, mean PD and (when
+    ``inputs`` is given) every input. ``scored`` has probability, score, band, approved."""
+    out: dict[str, Any] = {
+        "n": len(scored),
+        "score": bin_reference(scored["score"].astype("float64"), "score", n_bins).to_dict(),
+        "band": categorical_reference(scored["band"], "band", bands).to_dict(),
+        "approval_rate": float(scored["approved"].astype(float).mean()) if len(scored) else None,
+        "mean_pd": float(scored["probability"].mean()) if len(scored) else None,
+    }
+    if inputs is not None:
+        out["inputs"] = {k: v.to_dict() for k, v in build_references(inputs, n_bins).items()}
+    return out
+
+
+def model_references(
+    model: Any,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    *,
+    snapshot: pd.DataFrame | None = None,
+    iv: Mapping[str, float] | None = None,
+    n_bins: int = DEFAULT_BINS,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """What a version stores for monitoring: ``(distributions, reference holdout)``.
+
+    - ``training``: every model input's bins on the training data (the promotion gates compare
+      a challenger's training inputs with these), with each input's IV;
+    - ``holdout``: score bins and band mix of the model's scores on its holdout;
+    - ``scored`` (when the run built the night's ``snapshot``): inputs, score and band mix of
+      the population the model scores on its registration night (the stability reference);
+    - ``band_pd_ranges`` from the model's scorecard and policy.
+    The reference holdout holds the holdout customers' inputs, label (``_label``) and
+    predicted PD (``_pd``), indexed by customer id.
+    """
+    inputs = list(model.feature_names_)
+    bands = list(model.get_policy().band_floors)
+    card = model.get_scorecard()
+    holdout_scores = model.score_frame(X_test, with_reasons=False)
+    training = {k: v.to_dict() for k, v in build_references(X_train[inputs], n_bins).items()}
+    distributions: dict[str, Any] = {
+        "format": REFERENCE_FORMAT,
+        "inputs": inputs,
+        "training": {
+            "n": len(X_train),
+            "default_rate": float(np.mean(y_train)),
+            "inputs": training,
+        },
+        "iv": {k: float(v) for k, v in (iv or {}).items() if k in inputs},
+        "holdout": population_reference(holdout_scores, None, bands, n_bins),
+        "band_pd_ranges": band_pd_ranges(card.bands, card.pd_from_score),
+    }
+    if snapshot is not None and len(snapshot):
+        night = model.score_frame(snapshot, with_reasons=False)
+        scored = population_reference(night, snapshot.reindex(columns=inputs), bands, n_bins)
+        scored["as_of"] = str(snapshot.attrs.get("as_of")) if snapshot.attrs else None
+        distributions["scored"] = scored
+    holdout = X_test[inputs].copy()
+    holdout[LABEL_COLUMN] = np.asarray(y_test, dtype=np.int64)
+    holdout[PD_COLUMN] = holdout_scores["probability"].to_numpy(dtype=np.float64)
+    holdout.index = holdout.index.astype(str)
+    return distributions, holdout
+
+
+def stored_reference(data: Mapping[str, Any] | None) -> BinnedReference | None:
+    return None if not data else BinnedReference.from_dict(data)
+
+
+@dataclass
+class StabilityReport:
+    """Tonight's scored population against a version's reference."""
+
+    reference: str
+    score_psi: float | None
+    band_psi: float | None
+    feature_psi: dict[str, float]
+    approval_rate: float | None
+    mean_pd: float | None
+    n: int
+    reference_n: int | None
+    breaches: list[Breach] = field(default_factory=list)
+
+    @property
+    def max_feature_psi(self) -> float | None:
+        return max(self.feature_psi.values()) if self.feature_psi else None
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "score_psi": self.score_psi,
+            "band_psi": self.band_psi,
+            "max_feature_psi": self.max_feature_psi,
+            "feature_psi": self.feature_psi,
+            "approval_rate": self.approval_rate,
+            "mean_pd": self.mean_pd,
+            "customers": self.n,
+            "reference_customers": self.reference_n,
+        }
+
+
+def choose_reference(distributions: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The stability reference: the population the version scored on its registration night
+    (``scored``) when stored, else its holdout scores with its training inputs."""
+    if distributions.get("scored"):
+        return "scored", dict(distributions["scored"])
+    holdout = dict(distributions.get("holdout") or {})
+    holdout["inputs"] = (distributions.get("training") or {}).get("inputs", {})
+    return "holdout+training", holdout
+
+
+def population_stability(
+    distributions: Mapping[str, Any],
+    scored: pd.DataFrame,
+    inputs: pd.DataFrame | None,
+    thresholds: Thresholds | None = None,
+) -> StabilityReport:
+    """PSI of the score, band mix and every input of ``scored``/``inputs`` against the stored
+    reference (:func:`choose_reference`); breaches past ``thresholds``."""
+    thresholds = thresholds or Thresholds()
+    name, ref = choose_reference(distributions)
+    score_ref, band_ref = stored_reference(ref.get("score")), stored_reference(ref.get("band"))
+    input_refs = {k: BinnedReference.from_dict(v) for k, v in (ref.get("inputs") or {}).items()}
+    feature_psi = {} if inputs is None else feature_stability(input_refs, inputs)
+    report = StabilityReport(
+        reference=name,
+        score_psi=None if score_ref is None else round(stability(score_ref, scored["score"]), 6),
+        band_psi=None if band_ref is None else round(stability(band_ref, scored["band"]), 6),
+        feature_psi=feature_psi,
+        approval_rate=float(scored["approved"].astype(float).mean()) if len(scored) else None,
+        mean_pd=float(scored["probability"].mean()) if len(scored) else None,
+        n=len(scored),
+        reference_n=ref.get("n"),
+    )
+    figures = {"score_psi": report.score_psi, "band_psi": report.band_psi}
+    figures.update({f"feature_psi.{k}": v for k, v in feature_psi.items()})
+    report.breaches = psi_breaches(figures, thresholds)
+    return report
+
+
+# -- realized outcomes for decay ---------------------------------------------------------------
+def typed_transactions(raw: pd.DataFrame) -> pd.DataFrame:
+    """The columns the realized label needs, typed (raw CSV strings or the store's frame)."""
+    out = pd.DataFrame(
+        {
+            "CustomerId": raw["CustomerId"].astype(str),
+            "AccountId": raw["AccountId"].astype(str),
+            "Amount": pd.to_numeric(raw["Amount"], errors="coerce"),
+            "TransactionStartTime": pd.to_datetime(
+                raw["TransactionStartTime"], utc=True, errors="coerce", format="mixed"
+            ),
+        }
+    )
+    return out.dropna(subset=["Amount", "TransactionStartTime"])
+
+
+def realized_proxy_label(
+    tx: pd.DataFrame,
+    customers: pd.Index,
+    as_of: pd.Timestamp,
+    performance_days: int,
+    *,
+    seed: int = 42,
+) -> pd.Series:
+    """The proxy label (credit.label: KMeans on RFM) of ``customers`` over their transactions
+    in ``(as_of, as_of + performance_days]``: what their score at ``as_of`` predicted."""
+    from credit.label import proxy_label, rfm_table
+
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
+    start = as_of + pd.Timedelta(microseconds=1)
+    end = as_of + pd.Timedelta(days=performance_days)
+    rfm = rfm_table(tx, start=start, end=end, customers=pd.Index(customers, dtype="str"))
+    return proxy_label(rfm, seed=seed).labels
+
+
+def realized_outcomes(
+    outcomes: pd.DataFrame,
+    customers: pd.Index,
+    as_of: pd.Timestamp,
+    performance_days: int,
+) -> pd.Series:
+    """Real outcomes (columns customer id, date, defaulted) of ``customers``: 1 when a default
+    is dated in ``(as_of, as_of + performance_days]``; customers the table does not name are
+    left out (no outcome known)."""
+    cols = {c.lower().replace("_", ""): c for c in outcomes.columns}
+    cid = cols.get("customerid")
+    if cid is None or "date" not in cols or "defaulted" not in cols:
+        raise ValueError("outcomes need the columns customer_id, date, defaulted")
+    frame = pd.DataFrame(
+        {
+            "customer": outcomes[cid].astype(str),
+            "date": pd.to_datetime(outcomes[cols["date"]], utc=True, format="mixed"),
+            "defaulted": pd.to_numeric(outcomes[cols["defaulted"]]).astype(int),
+        }
+    )
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
+    end = as_of + pd.Timedelta(days=performance_days)
+    known = frame[frame["customer"].isin(pd.Index(customers, dtype="str"))]
+    inside = known[(known["date"] > as_of) & (known["date"] <= end)]
+    realized = pd.Series(0, index=pd.Index(known["customer"].unique(), name="CustomerId"))
+    hit = inside.loc[inside["defaulted"] == 1, "customer"].unique()
+    realized[realized.index.isin(hit)] = 1
+    return realized.astype(np.int64)

@@ -222,6 +222,10 @@ class TrainingData:
     report: dict[str, Any] = field(default_factory=dict)
     window_start: datetime | None = None
     window_end: datetime | None = None
+    #: The night's feature snapshot (the population the model will score), when one was built.
+    snapshot: pd.DataFrame | None = None
+    #: Information value of each input against the label, when computed.
+    iv: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_transactions(
@@ -260,6 +264,8 @@ class TrainingData:
                 "cutoff": table.cutoff.isoformat(),
                 "feature_version": FEATURE_VERSION,
                 "data_path": data_path,
+                # where decay monitoring finds the transactions (never a URL: no password)
+                "data_source": None if "://" in str(ingest.source) else str(ingest.source),
             },
             extra={"label": table.report, "quarantined": ingest.quarantined, "eda_report": eda},
             report={

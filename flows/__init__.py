@@ -1,1 +1,22 @@
 """Prefect flows: ``retrain`` (nightly training) and ``score`` (batch scoring)."""
+
+import os as _os
+
+from schemas.defaults import var_path as _var_path
+
+
+def _prefect_defaults() -> None:
+    """Before Prefect is imported: its state in the project's var/prefect (not ``$HOME``),
+    matplotlib's cache in var/matplotlib, no telemetry, unless set; so a command pasted from
+    the README behaves as ``make`` does."""
+    home = _var_path() / "prefect"
+    if "PREFECT_HOME" not in _os.environ:
+        home.mkdir(parents=True, exist_ok=True)
+        _os.environ["PREFECT_HOME"] = str(home)
+    _os.environ.setdefault("MPLCONFIGDIR", str(_var_path() / "matplotlib"))
+    _os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
+    _os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+_prefect_defaults()

@@ -24,6 +24,8 @@ class TrainedCandidates:
     X_test: pd.DataFrame
     y_test: pd.Series
     sampling: dict[str, dict[str, int]]
+    X_train: pd.DataFrame | None = None  # the whole training split (monitoring references)
+    y_train: pd.Series | None = None
 
 
 def candidate_grids(config: RetrainConfig) -> dict[str, dict[str, list] | None]:
@@ -83,4 +85,4 @@ def train_and_evaluate(
     for o in outcomes:
         write_csv(o.search.cv_results, out_dir / f"search_{o.name}.csv")
     sampling = config.sampling().report(len(X_train), len(X_test))
-    return TrainedCandidates(outcomes, X_test, y_test, sampling)
+    return TrainedCandidates(outcomes, X_test, y_test, sampling, X_train, y_train)

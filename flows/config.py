@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, field_serializer
 
+from credit import gates
 from credit.ingest import DEFAULT_MAX_BAD_SHARE
 from credit.models import CANDIDATES
+from credit.monitoring import ACT, AUC_DROP, WATCH, Thresholds
 from credit.outofcore import (
     DEFAULT_BUCKET_ROWS,
     DEFAULT_CHUNK_ROWS,
@@ -185,6 +187,27 @@ class RetrainConfig(_MaskedConfig):
     importance_max_rows: int | None = Field(
         2_000, ge=100, description="test customers permutation importance uses"
     )
+    gate_max_input_psi: float = Field(
+        gates.MAX_INPUT_PSI,
+        ge=0,
+        description="promotion gate: PSI of a training input against the champion's reference "
+        "above which (on an input with IV >= gate_min_iv) the challenger is held for approval",
+    )
+    gate_min_iv: float = Field(
+        gates.MIN_IV, ge=0, description="promotion gate: IV from which an input counts"
+    )
+    gate_max_score_psi: float = Field(
+        gates.MAX_SCORE_PSI,
+        ge=0,
+        description="promotion gate: PSI of the challenger's scores on the champion's reference "
+        "holdout against the champion's, above which it is held",
+    )
+    gate_max_auc_loss: float = Field(
+        gates.MAX_REFERENCE_AUC_LOSS,
+        ge=0,
+        description="promotion gate: ROC-AUC the challenger may lose on the champion's "
+        "reference holdout",
+    )
     dask_address: str | None = Field(
         default_factory=_env_dask_address,
         description="Dask scheduler (e.g. tcp://10.0.0.5:8786) to run the candidates on: "
@@ -199,6 +222,17 @@ class RetrainConfig(_MaskedConfig):
             self.fit_max_rows,
             self.importance_max_rows,
             self.importance_repeats,
+        )
+
+    def gate_policy(self) -> gates.GatePolicy:
+        """The promotion gates' tolerances of this run."""
+        return gates.GatePolicy(
+            max_input_psi=self.gate_max_input_psi,
+            min_iv=self.gate_min_iv,
+            max_score_psi=self.gate_max_score_psi,
+            max_auc_loss=self.gate_max_auc_loss,
+            max_ks_loss=max(self.max_ks_loss, gates.MAX_REFERENCE_KS_LOSS),
+            max_brier_increase=max(self.max_brier_increase, gates.MAX_REFERENCE_BRIER_INCREASE),
         )
 
     def promotion_policy(self) -> PromotionPolicy:
@@ -217,3 +251,49 @@ class ScoreConfig(_MaskedConfig):
 
     db_url: str | None = _db_url_field()
     model_name: str = Field(DEFAULT_MODEL_NAME, description="registry model name")
+    monitor: bool | None = Field(
+        None,
+        description="run the monitor flow after scoring (default: yes)",
+        json_schema_extra={CLI_FLAGS: ["--monitor", "--no-monitor"]},
+    )
+
+
+class MonitorConfig(_MaskedConfig):
+    """What a monitoring run can be told."""
+
+    db_url: str | None = _db_url_field()
+    model_name: str = Field(DEFAULT_MODEL_NAME, description="registry model name")
+    watch: float = Field(WATCH, ge=0, description="PSI from which a figure is a 'watch' breach")
+    act: float = Field(ACT, ge=0, description="PSI from which a figure is an 'act' breach")
+    auc_drop: float = Field(
+        AUC_DROP,
+        ge=0,
+        description="decay: realized ROC-AUC this far below the version's holdout AUC breaches",
+    )
+    performance_days: int = Field(
+        PERFORMANCE_DAYS,
+        ge=1,
+        le=365,
+        description="decay: days after a score run's as-of date the realized label looks at",
+    )
+    transactions: str | None = Field(
+        None,
+        description="decay: transactions to build the realized label from (CSV/Parquet path or "
+        "folder, or URL#table; default: the nightly transaction store when present)",
+    )
+    outcomes: str | None = Field(
+        None,
+        description="decay: the bank's real outcomes, CSV/Parquet with customer id, date and "
+        "defaulted columns (used instead of the proxy label)",
+    )
+    latency_window_hours: float = Field(
+        24, gt=0, description="hours of the prediction log the volume and latency cover"
+    )
+    score_run_id: str | None = Field(
+        None, description="the score run to monitor (default: the latest)"
+    )
+
+    def thresholds(self) -> Thresholds:
+        if self.act < self.watch:
+            raise ValueError("act must be >= watch")
+        return Thresholds(watch=self.watch, act=self.act)

@@ -1,8 +1,10 @@
 """``make run``: the whole main job on the embedded default, then the API in the foreground.
 
-1. generate the demo transactions if none are given (``BATI_DATA`` or ``--data`` to use a file);
-2. run the ``retrain`` flow once (registers a version, promotes the first champion);
-3. run the ``score`` flow (every customer of the snapshot scored into the ``scores`` table);
+1. ``--demo`` (what ``make run`` passes; the default without ``--data``): the ``nightly`` flow on
+   the generated demo set, landed once in var/landing-demo and stored in var/store-demo (a
+   second run finds nothing new and trains nothing); ``--data``/``BATI_DATA``: the file as is;
+2. the ``retrain`` flow (registers a version, promotes the first champion);
+3. the ``score`` flow (every customer of the snapshot scored into the ``scores`` table);
 4. print a ready-to-paste curl call and serve the API with gunicorn until Ctrl-C
    (``--no-serve`` stops after step 3).
 """
@@ -25,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.main", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--data", default=os.environ.get("BATI_DATA"))
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the nightly flow on the generated demo set (the default without --data)",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("BATI_API_PORT", "8000")))
     parser.add_argument("--no-serve", action="store_true", help="stop after batch scoring")
     args = parser.parse_args(argv)
@@ -32,23 +39,18 @@ def main(argv: list[str] | None = None) -> int:
         # The pipeline runs in a child process, so that its temporary Prefect server stops
         # with it before the API takes over this process.
         cmd = [sys.executable, "-m", "flows.main", "--no-serve", "--port", str(args.port)]
-        if args.data:
-            cmd += ["--data", args.data]
+        cmd += ["--data", args.data] if args.data else ["--demo"]
         code = subprocess.call(cmd)
         if code:
             return code
         return serve_api(args.port)
 
+    if args.data is None:  # --demo: the night on the demo set, as one landed file
+        return _demo_night(args.port)
     from flows.retrain import RetrainConfig, retrain
     from flows.score import score
-    from registry import Registry, read_feature_snapshot
-    from tasks.registry_handle import database_url
 
     print("== 1/4 data", flush=True)
-    if args.data is None:
-        import sampledata
-
-        args.data = str(sampledata.ensure_demo_data())
     print(f"transactions: {args.data}", flush=True)
     print(
         "== 2/4 retrain flow (ingest, validate, clean, EDA, features, label, train, "
@@ -69,18 +71,39 @@ def main(argv: list[str] | None = None) -> int:
     print("== 3/4 score flow", flush=True)
     scored = score()
     print(json.dumps(scored, indent=2))
+    _print_curl(args.port)
+    return 0
+
+
+def _demo_night(port: int) -> int:
+    """``--demo``: the nightly flow (ingest the demo file once, retrain, score), then the curl."""
+    from flows.nightly import NightlyConfig, nightly
+
+    print("== 1/2 nightly flow on the demo set (ingest -> store -> retrain -> score)", flush=True)
+    summary = nightly(NightlyConfig(demo=True))
+    keys = ("new_rows", "store_rows", "trained", "model_version", "promoted", "scored")
+    print(json.dumps({k: summary[k] for k in (*keys, "skipped_reason")}, indent=2))
+    if summary["retrain"]:
+        print(f"run outputs (EDA report, plots, model card): {summary['retrain']['out_dir']}")
+    _print_curl(port, step="== 2/2 API")
+    return 0
+
+
+def _print_curl(port: int, step: str = "== 4/4 API") -> None:
+    from registry import Registry, read_feature_snapshot
+    from tasks.registry_handle import database_url
+
     with Registry(database_url()) as registry:
         snapshot = read_feature_snapshot(registry)
     customer = str(snapshot.index[0]) if len(snapshot) else "CustomerId_1"
-    url = f"http://127.0.0.1:{args.port}"
-    print("== 4/4 API", flush=True)
+    url = f"http://127.0.0.1:{port}"
+    print(step, flush=True)
     print("Score a customer (paste in another terminal):\n")
     print(
         f"  curl -s -X POST {url}/v1/score -H 'Content-Type: application/json' "
         f'-d \'{{"customer_id": "{customer}"}}\'\n'
     )
     print(f"Docs: {url}/docs   Health: {url}/ready   Models: {url}/v1/models")
-    return 0
 
 
 def serve_api(port: int) -> int:

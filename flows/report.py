@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from credit.csvsafe import write_csv
+from credit.gates import GateResult
 from credit.training import CandidateOutcome, TrainingData, headline_metrics
 from flows.candidates import TrainedCandidates
 
@@ -44,6 +45,7 @@ class RetrainSummary:
     trained: TrainedCandidates
     training: TrainingData
     out_dir: Path
+    gates: GateResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The flow's result and the CLI's last line (keys are a documented contract)."""
@@ -60,6 +62,10 @@ class RetrainSummary:
             "out_dir": str(self.out_dir),
             "data": self.training.data.to_dict(),
             "sampling": self.trained.sampling,
+            "held": bool(self.gates is not None and not self.gates.passed),
+            "gates": None
+            if self.gates is None
+            else {"passed": self.gates.passed, "failures": self.gates.failures},
             **self.training.report,
         }
 
@@ -81,6 +87,18 @@ def _sampling_lines(sampling: dict[str, dict[str, Any]]) -> list[str]:
         "Samples are stratified on the label and seeded; held-out metrics use every test customer."
     )
     return lines
+
+
+def _gate_lines(gates: GateResult | None) -> list[str]:
+    if gates is None:
+        return ["- promotion gates: not applicable (no other champion with references)"]
+    if gates.passed:
+        return ["- promotion gates against the champion's references: passed"]
+    lines = [
+        "- promotion gates: **held for approval** (`python -m registry promote` with an "
+        "actor and a reason is the human path)"
+    ]
+    return lines + [f"  - {failure}" for failure in gates.failures]
 
 
 def render_model_card(summary: RetrainSummary) -> str:
@@ -112,6 +130,7 @@ def render_model_card(summary: RetrainSummary) -> str:
         f"- promoted: **{decision.promoted}**",
         f"- champion after this run: v{decision.champion_version}",
         f"- why: {decision.reason}",
+        *_gate_lines(summary.gates),
         "",
         f"Best parameters: `{json.dumps(best.summary()['best_params'])}`",
     ]

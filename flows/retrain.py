@@ -40,11 +40,18 @@ from flows.cli import cli_main
 from flows.config import DASK_ADDRESS_ENV, RetrainConfig, install_secret_mask
 from flows.report import RetrainSummary, publish
 from schemas.defaults import DEFAULT_MODEL_NAME
+from tasks.alerts import ALERT_HOOKS, emit_held
 from tasks.clean import clean
 from tasks.explore import eda
 from tasks.features import content_key, featurize, information_value, label
 from tasks.ingest import ingest_source, validate
-from tasks.register import holdout_fingerprint, promote, register
+from tasks.register import (
+    build_references,
+    holdout_fingerprint,
+    promote,
+    promotion_gates,
+    register,
+)
 from tasks.registry_handle import open_registry
 
 __all__ = ["DASK_ADDRESS_ENV", "RetrainConfig", "retrain", "run_retrain", "stratified_sample"]
@@ -143,7 +150,7 @@ def _prepare(config: RetrainConfig, source: str, *, out_dir: Path, run_id: str) 
     )
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, **ALERT_HOOKS)
 def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     """Retrain the credit-risk model on the latest transactions and promote it if it is better."""
     config = config or RetrainConfig()
@@ -163,8 +170,8 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
 def _transactions(config: RetrainConfig, *, run_id: str, out_dir: Path) -> TrainingData:
     """ingest -> validate -> clean -> label -> featurize -> EDA, then information value."""
     prepared = _prepare(config, config.data or str(_demo_data()), out_dir=out_dir, run_id=run_id)
-    information_value(prepared.table.X, prepared.table.y, out_dir)
-    return TrainingData.from_transactions(
+    iv = information_value(prepared.table.X, prepared.table.y, out_dir)
+    training = TrainingData.from_transactions(
         prepared.table,
         prepared.ingest_report,
         model_name=config.model_name or DEFAULT_MODEL_NAME,
@@ -172,6 +179,9 @@ def _transactions(config: RetrainConfig, *, run_id: str, out_dir: Path) -> Train
         n_rows=prepared.n_rows,
         report={"snapshot_customers": len(prepared.snapshot), "eda_report": str(prepared.eda)},
     )
+    training.snapshot = prepared.snapshot
+    training.iv = {str(r.feature): float(r.iv) for r in iv.itertuples()}
+    return training
 
 
 def _labelled_table(config: RetrainConfig, *, run_id: str, out_dir: Path) -> TrainingData:
@@ -186,9 +196,13 @@ def _labelled_table(config: RetrainConfig, *, run_id: str, out_dir: Path) -> Tra
 def _train_register_promote(
     config: RetrainConfig, training: TrainingData, *, run_id: str, out_dir: Path
 ) -> RetrainSummary:
-    """train x N -> evaluate x N -> select -> register -> promote -> model card."""
+    """train x N -> evaluate x N -> select -> references -> register -> gates -> promote ->
+    model card."""
     trained = train_and_evaluate(config, training, out_dir=out_dir)
     best = select_best(trained.outcomes)
+    references, reference_holdout = build_references(
+        best, training, trained.X_train, trained.y_train, trained.X_test, trained.y_test
+    )
     registered = register(
         best,
         training,
@@ -197,6 +211,17 @@ def _train_register_promote(
         flow_run_id=run_id,
         params={"seed": config.seed, "sampling": trained.sampling},
         extra={"candidates": [o.summary() for o in trained.outcomes]},
+        references=references,
+        reference_holdout=reference_holdout,
+    )
+    gates = promotion_gates(
+        db_url=config.db_url,
+        model_name=training.model_name,
+        version=registered.version,
+        model=best.model,
+        X_train=trained.X_train,
+        iv=training.iv,
+        policy=config.gate_policy(),
     )
     decision = promote(
         db_url=config.db_url,
@@ -205,8 +230,19 @@ def _train_register_promote(
         policy=config.promotion_policy(),
         X_test=trained.X_test,
         y_test=trained.y_test,
+        gates=gates,
     )
-    summary = RetrainSummary(run_id, registered, decision, best, trained, training, out_dir)
+    if gates is not None and not gates.passed:
+        emit_held(
+            training.model_name,
+            registered.version,
+            reason=gates.hold or "",
+            champion_version=decision.champion_version,
+            drifted_inputs=gates.drifted_inputs,
+        )
+    summary = RetrainSummary(
+        run_id, registered, decision, best, trained, training, out_dir, gates=gates
+    )
     publish(summary)
     return summary
 

@@ -120,7 +120,9 @@ def read_references(
             return None
         blob = (
             fetch_blob(
-                conn, "SELECT holdout FROM model_references WHERE version_id = :v", {"v": version_id}
+                conn,
+                "SELECT holdout FROM model_references WHERE version_id = :v",
+                {"v": version_id},
             )
             if with_holdout and row.holdout_rows is not None
             else None

@@ -126,8 +126,8 @@ def score_frame(
     if "as_of" in df:
         when = pd.to_datetime(df["as_of"], utc=True)
     else:
-        when = pd.Series(pd.NaT if as_of is None else pd.Timestamp(as_utc(as_of)), index=idx)
-        when = when.astype("datetime64[us, UTC]")
+        value = pd.NaT if as_of is None else pd.Timestamp(as_utc(as_of))
+        when = pd.Series(value, index=idx, dtype="datetime64[us, UTC]")
     frame = pd.DataFrame(
         {
             "run_id": str(run_id),
@@ -146,9 +146,6 @@ def score_frame(
         },
         index=idx,
     )
-    for col in ("model_name", "band"):  # a missing column is NULL, not the text "None"
-        if col not in df and (col != "model_name" or model_name is None):
-            frame[col] = pd.Series(pd.NA, index=idx, dtype="str")
     if frame["probability"].isna().any():
         raise ValueError("scores frame has missing probabilities")
     if not frame["customer_id"].is_monotonic_increasing:  # index order: appends, not seeks
@@ -369,10 +366,17 @@ def log_predictions(target: Registry | Engine, rows: Iterable[Mapping[str, Any]]
     return len(payload)
 
 
-def read_prediction_log(target: Registry | Engine, limit: int | None = None) -> pd.DataFrame:
-    """Most recent predictions first."""
+def read_prediction_log(
+    target: Registry | Engine,
+    limit: int | None = None,
+    *,
+    since: datetime | str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Most recent predictions first (only those logged at or after ``since``, when given)."""
     t = PredictionLog.__table__
     stmt = select(*[c for c in t.c]).order_by(t.c.id.desc())
+    if since is not None:
+        stmt = stmt.where(t.c.created_at >= as_utc(since))
     if limit is not None:
         stmt = stmt.limit(int(limit))
     with engine_of(target).connect() as conn:

@@ -315,7 +315,9 @@ def _read(
         return _empty()
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     del tables
-    frame = table.to_pandas(self_destruct=True, split_blocks=True)  # peak: ~1x the data
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    pa.default_memory_pool().release_unused()  # decode buffers back to the OS (API workers)
     if wanted is not None:
         frame = frame.loc[frame.index.intersection(pd.Index(wanted, dtype="str"))]
     return frame

@@ -11,6 +11,15 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from credit.evaluate import classification_metrics
+from credit.gates import GatePolicy, GateResult, evaluate_gates
+from credit.monitoring import (
+    LABEL_COLUMN,
+    PD_COLUMN,
+    BinnedReference,
+    feature_stability,
+    model_references,
+    stability,
+)
 from credit.paths import code_version
 from credit.training import CandidateOutcome, TrainingData, registry_metrics
 from tasks.registry_handle import registry_for
@@ -37,10 +46,13 @@ def register(
     flow_run_id: str | None,
     params: dict[str, Any],
     extra: dict[str, Any],
+    references: dict[str, Any] | None = None,
+    reference_holdout: pd.DataFrame | None = None,
 ) -> VersionInfo:
     """Write the chosen model as a new immutable version (artifact + metadata, one transaction).
 
-    ``params`` and ``extra`` (JSON columns) add to what ``training`` records for its entry."""
+    ``params`` and ``extra`` (JSON columns) add to what ``training`` records for its entry;
+    ``references`` and ``reference_holdout`` (:func:`build_references`) are stored with it."""
     model = outcome.model
     info = registry_for(db_url).register(
         training.model_name,
@@ -68,11 +80,122 @@ def register(
         description=f"{outcome.name} ({outcome.calibration.get('method')} calibration)",
         holdout_fingerprint=holdout,
         extra={**extra, **training.extra},
+        references=references,
+        reference_holdout=reference_holdout,
     )
     get_run_logger().info(
         "registered %s version %d (%s)", training.model_name, info.version, outcome.name
     )
     return info
+
+
+@task(name="build-references", cache_policy=NO_CACHE)
+def build_references(
+    outcome: CandidateOutcome,
+    training: TrainingData,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The monitoring references a version is registered with (:func:`credit.monitoring.
+    model_references`): its training inputs' bins, its holdout's score bins and band mix, the
+    night's scored population, and its reference holdout (inputs, labels, predicted PD)."""
+    distributions, holdout = model_references(
+        outcome.model,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        snapshot=training.snapshot,
+        iv=training.iv,
+    )
+    get_run_logger().info(
+        "references: %d inputs, holdout of %d customers%s",
+        len(distributions["inputs"]),
+        len(holdout),
+        f", scored population of {distributions['scored']['n']}"
+        if "scored" in distributions
+        else "",
+    )
+    return distributions, holdout
+
+
+def _reference_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float] | None:
+    if len(np.unique(y)) < 2:
+        return None
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from credit.evaluate import ks_statistic
+
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "ks": float(ks_statistic(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+    }
+
+
+@task(name="promotion-gates", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def promotion_gates(
+    *,
+    db_url: str | None,
+    model_name: str,
+    version: int,
+    model: Any,
+    X_train: pd.DataFrame,
+    iv: dict[str, float],
+    policy: GatePolicy,
+) -> GateResult | None:
+    """The challenger against the champion's stored references (:mod:`credit.gates`); ``None``
+    when there is no other champion, or it has no references (registered before them)."""
+    from registry import read_references
+
+    reg = registry_for(db_url)
+    champ = reg.champion(model_name)
+    if champ is None or champ.version == version:
+        return None
+    refs = read_references(reg, model_name, champ.version)
+    if refs is None or refs.holdout is None:
+        get_run_logger().warning("champion v%d has no references: gates skipped", champ.version)
+        return None
+    dist = refs.distributions
+    training_refs = {
+        k: BinnedReference.from_dict(v)
+        for k, v in (dist.get("training") or {}).get("inputs", {}).items()
+    }
+    input_psi = feature_stability(training_refs, X_train)
+    both_iv = {k: max(v, iv.get(k, 0.0)) for k, v in (dist.get("iv") or {}).items()}
+    both_iv.update({k: v for k, v in iv.items() if k not in both_iv})
+    holdout = refs.holdout
+    y = holdout[LABEL_COLUMN].to_numpy(dtype=np.int64)
+    champion_metrics = _reference_metrics(y, holdout[PD_COLUMN].to_numpy(dtype=np.float64))
+    challenger_metrics, score_psi = None, None
+    try:
+        inputs = holdout.drop(columns=[LABEL_COLUMN, PD_COLUMN])
+        scored = model.score_frame(inputs, with_reasons=False)
+        challenger_metrics = _reference_metrics(y, scored["probability"].to_numpy())
+        score_ref = (dist.get("holdout") or {}).get("score")
+        if score_ref:
+            score_psi = round(stability(BinnedReference.from_dict(score_ref), scored["score"]), 6)
+    except Exception as exc:  # a challenger that cannot score the reference is held
+        get_run_logger().warning("challenger cannot score the reference holdout: %s", exc)
+    result = evaluate_gates(
+        input_psi=input_psi,
+        iv=both_iv,
+        score_psi=score_psi,
+        challenger_metrics=challenger_metrics,
+        champion_metrics=champion_metrics,
+        champion_version=champ.version,
+        policy=policy,
+    )
+    result.checks["champion_version"] = champ.version
+    result.checks["input_psi"] = input_psi
+    log = get_run_logger()
+    if result.passed:
+        log.info("promotion gates passed against champion v%d", champ.version)
+    else:
+        log.warning("promotion gates failed: %s", result.hold)
+    return result
 
 
 def champion_on_holdout(
@@ -96,9 +219,11 @@ def promote(
     policy: PromotionPolicy,
     X_test: pd.DataFrame,
     y_test: pd.Series,
+    gates: GateResult | None = None,
 ) -> PromotionDecision:
     """Champion/challenger: promote only when the new version beats the champion on the same
-    held-out evaluation (the champion is re-scored on this run's test split)."""
+    held-out evaluation (the champion is re-scored on this run's test split) and passes the
+    ``gates`` (a failed gate holds it for approval, with the reason)."""
     reg = registry_for(db_url)
     champion_metrics = None
     current = reg.champion(model_name)
@@ -111,7 +236,13 @@ def promote(
         if loaded is not None:
             champion_metrics = champion_on_holdout(loaded[1], X_test, y_test)
     decision = reg.promote_if_better(
-        model_name, version, policy=policy, actor="retrain-flow", champion_metrics=champion_metrics
+        model_name,
+        version,
+        policy=policy,
+        actor="retrain-flow",
+        champion_metrics=champion_metrics,
+        hold=None if gates is None else gates.hold,
+        extra_checks=None if gates is None else {"gates": gates.checks},
     )
     get_run_logger().info("promotion of v%d: %s - %s", version, decision.promoted, decision.reason)
     return decision

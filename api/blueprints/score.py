@@ -54,6 +54,11 @@ def _log(state: BatiState, results: list[p.ScoreResult]) -> None:
                 "probability": r.probability_of_default,
                 "score": int(round(r.score)),
                 "latency_ms": latency,
+                "band": r.band,
+                "decision": "approved" if r.approved else "declined",
+                "amount": r.recommended_amount,
+                "duration_days": r.recommended_duration_days,
+                "reason_codes": [c.model_dump(exclude={"text"}) for c in r.reasons],
             }
             for r in results
         ]

@@ -603,6 +603,10 @@ def test_every_score_is_logged(world: World, make_app: Callable[..., Flask]) -> 
     assert set(log["model_version"]) == {1} and (log["latency_ms"] > 0).all()
     row = log[log["request_id"] == server_id].iloc[0]
     assert row["client_request_id"] == "single-1"
+    answer = one.get_json()
+    assert row["band"] == answer["band"] and row["decision"] in ("approved", "declined")
+    assert (row["decision"] == "approved") == answer["approved"]
+    assert [c["feature"] for c in row["reason_codes"]] == [r["feature"] for r in answer["reasons"]]
     assert row["customer_id"] == ids[0]
     assert row["probability"] == pytest.approx(one.get_json()["probability_of_default"])
     assert row["score"] == one.get_json()["score"]

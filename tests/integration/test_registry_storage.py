@@ -254,6 +254,11 @@ def test_prediction_log_keeps_the_decision(reg: Registry):
     assert r1["latency_ms"] == 1.5 and r1["snapshot_id"] == 4
     assert r1["reason_codes"] == [{"feature": "recency_days", "impact": 0.2, "value": None}]
     assert got.loc["r2", "decision"] == "declined" and got.loc["r2", "reason_codes"] == ["x"]
+    log_predictions(
+        reg, [{"request_id": "old", "created_at": pd.Timestamp("2019-01-01", tz="UTC")}]
+    )
+    recent = read_prediction_log(reg, since=pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1))
+    assert sorted(recent["request_id"]) == ["r1", "r2"]
 
 
 # -- monitoring ----------------------------------------------------------------------------------
@@ -433,3 +438,16 @@ def test_upgrade_from_0002_converts_json_snapshots_and_dedupes_scores(db_url: st
         assert count(reg, "SELECT count(*) FROM feature_snapshots") == 2
     finally:
         reg.close()
+
+
+def test_scores_without_optional_fields_store_nulls(reg: Registry):
+    frame = pd.DataFrame({"probability": [0.2, 0.4]}, index=["CustomerId_b", "CustomerId_a"])
+    assert write_scores(reg, frame, "bare") == 2
+    got = read_scores(reg, run_id="bare")
+    assert got["customer_id"].tolist() == ["CustomerId_a", "CustomerId_b"]
+    assert (
+        got[["as_of", "model_name", "model_version", "band", "score", "approved"]]
+        .isna()
+        .all()
+        .all()
+    )

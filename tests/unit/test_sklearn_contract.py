@@ -109,6 +109,7 @@ def test_array_input_is_named_like_sklearn_and_frames_still_align_by_name() -> N
     model = CreditRiskModel(build_pipeline("logreg", ["amount"], ["channel"])).fit(X, y)
     extra = X.assign(unused=1.0)[["unused", "channel", "amount"]]
     np.testing.assert_allclose(model.predict_proba(extra), model.predict_proba(X))
+    assert model.points_table() is None  # not a scorecard: reasons by perturbation
     labels = CreditRiskModel(LogisticRegression()).fit(X[["amount"]], np.where(y, "hi", "lo"))
     assert list(labels.classes_) == ["hi", "lo"]
     assert set(labels.predict(X[["amount"]])) <= {"hi", "lo"}
