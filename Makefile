@@ -44,6 +44,7 @@ worker: install
 deploy: install
 	PREFECT_API_URL=$(PREFECT_SERVER) BATI_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt \
 	  deploy --all --prefect-file deployments/prefect.yaml
+	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/python -m deployments.alerts  # alert automations
 
 # Or serve the deployments (nightly, score) from this one process instead of a worker.
 serve: install

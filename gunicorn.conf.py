@@ -6,6 +6,10 @@ default 4), ``BATI_API_TIMEOUT`` (seconds, default 120), ``BATI_API_ACCESSLOG`` 
 off by default). Each worker loads the champion itself: ``preload_app`` stays off, so no
 thread or database connection is created in the master before the fork.
 
+Logs: every line (gunicorn's and the app's) is one JSON object on stderr (:mod:`api.logs`).
+Metrics: ``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder under var/metrics when unset, removed at
+exit; its ``*.db`` files are cleared at start when set) lets ``GET /metrics`` sum every worker.
+
 The API's settings (``BATI_*``, :mod:`api.config`) are validated here, in the master, so a bad
 value stops the server at start-up with one line naming the variable.
 
@@ -18,13 +22,24 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 from api.config import load_settings
+from api.logs import logconfig as _json_logconfig
+from schemas.defaults import var_path
 
 try:
     load_settings()
 except ValueError as _exc:
     sys.exit(f"bati api: refused setting {_exc}")
+
+# Before any worker imports prometheus_client: its multiprocess mode reads this at import.
+_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_OWN_METRICS_DIR = not os.environ.get(_METRICS_ENV)
+if _OWN_METRICS_DIR:
+    (var_path() / "metrics").mkdir(parents=True, exist_ok=True)
+    os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="api-", dir=var_path() / "metrics")
 
 bind = os.environ.get("BATI_API_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
@@ -46,18 +61,31 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 # the machine, so two servers (tests, bench) would collide; the API needs none.
 control_socket_disable = True
 loglevel = os.environ.get("BATI_API_LOGLEVEL", "info")
+# JSON lines for gunicorn's own loggers and the app's ("api", "registry", "credit").
+logconfig_dict = _json_logconfig(loglevel)
 
 
-def post_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
-    """Send the app's loggers ("api.*", "registry.*") to gunicorn's error log, in each worker."""
-    import logging
+def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
+    """Start from empty metrics: values of a previous server in a given folder are cleared."""
+    folder = Path(os.environ[_METRICS_ENV])
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
-    error_log = logging.getLogger("gunicorn.error")
-    for name in ("api", "registry", "credit"):
-        logger = logging.getLogger(name)
-        logger.handlers = list(error_log.handlers)
-        logger.setLevel(error_log.level)
-        logger.propagate = False
+
+def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """A worker is gone: its live gauges (queue depth, served version) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ANN001 - gunicorn hook signature
+    """Remove the metrics folder this server created."""
+    if _OWN_METRICS_DIR:
+        import shutil
+
+        shutil.rmtree(os.environ.get(_METRICS_ENV, ""), ignore_errors=True)
 
 
 def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature

@@ -13,6 +13,7 @@ master); the app's modules are imported by :func:`create_app`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -53,9 +54,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``app.extensions["bati"].close()`` (also run at interpreter exit and by gunicorn's
     ``worker_exit``) stops them and closes the app's one registry handle.
     """
-    from flask import Flask, Response, g
+    from flask import Flask, Response, g, request
 
-    from api.blueprints import health, models, score
+    from api import metrics
+    from api.blueprints import health, models, monitoring, reports, score
     from api.errors import register_error_handlers
     from api.http import CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER, set_request_id
     from api.openapi import OPENAPI_KEY, build_openapi
@@ -74,7 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = state
 
     register_error_handlers(app)
-    for bp in (health.bp, score.bp, models.bp, docs_bp):
+    for bp in (health.bp, score.bp, models.bp, monitoring.bp, reports.bp, docs_bp):
         app.register_blueprint(bp)
     app.extensions[OPENAPI_KEY] = build_openapi(app, settings)
 
@@ -86,8 +88,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         set_request_id()
         state.ensure_started()
 
+    access = logging.getLogger("api.access")
+
     @app.after_request
     def _finish_request(response: Response) -> Response:
+        # Metrics and the JSON access line: the route template, never the path or query.
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        seconds = time.perf_counter() - g.get("t0", time.perf_counter())
+        metrics.observe_request(route, request.method, response.status_code, seconds)
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "%s %s %d",
+                request.method if request.method in metrics.METHODS else "other",
+                route,
+                response.status_code,
+                extra={
+                    "request_id": g.get("request_id"),
+                    "route": route,
+                    "method": request.method if request.method in metrics.METHODS else "other",
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000.0, 3),
+                },
+            )
         rid = g.get("request_id")
         if rid:
             response.headers[REQUEST_ID_HEADER] = rid

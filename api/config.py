@@ -41,6 +41,7 @@ class Settings:
     max_body_bytes: int = 2 * MIB  # BATI_MAX_BODY_BYTES
     max_transactions: int = 5000  # BATI_MAX_TRANSACTIONS (per customer)
     request_timeout_seconds: float = 10.0  # BATI_REQUEST_TIMEOUT_SECONDS (body read + scoring)
+    runs_dir: str | None = None  # BATI_RUNS_DIR (reports served; default BATI_VAR_DIR/runs)
     log_queue_size: int = 100_000  # BATI_LOG_QUEUE_SIZE (prediction-log rows waiting)
     log_flush_seconds: float = 0.5  # BATI_LOG_FLUSH_SECONDS
     log_batch_rows: int = 1000  # rows per write of the prediction log
@@ -84,6 +85,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "max_body_bytes": ("BATI_MAX_BODY_BYTES", int),
     "max_transactions": ("BATI_MAX_TRANSACTIONS", int),
     "request_timeout_seconds": ("BATI_REQUEST_TIMEOUT_SECONDS", float),
+    "runs_dir": ("BATI_RUNS_DIR", str),
     "log_queue_size": ("BATI_LOG_QUEUE_SIZE", int),
     "log_flush_seconds": ("BATI_LOG_FLUSH_SECONDS", float),
 }

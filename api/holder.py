@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from api import metrics
 from api.payloads import ScoreResult
 
 log = logging.getLogger("api.holder")
@@ -158,6 +159,7 @@ class ServedModel:
     loaded_at: str
     load_seconds: float
     input_problem: str | None = None  # the champion cannot score what the API serves
+    snapshot_id: int | None = None  # the registry's id of the published snapshot scored
 
     @property
     def name(self) -> str:
@@ -167,9 +169,9 @@ class ServedModel:
     def version(self) -> int:
         return int(self.info.version)
 
-    def key(self) -> tuple[int, str, str | None]:
-        """What identifies the content: version, artifact digest and snapshot date."""
-        return (self.version, str(self.info.artifact_sha256), self.snapshot_as_of)
+    def key(self) -> tuple[int, str, int | None]:
+        """What identifies the content: version, artifact digest and snapshot id."""
+        return (self.version, str(self.info.artifact_sha256), self.snapshot_id)
 
 
 def snapshot_as_of(snapshot: pd.DataFrame) -> str | None:
@@ -190,6 +192,7 @@ def build_served(info: Any, model: Any, snapshot: pd.DataFrame | None) -> Served
     window_days = int(window) if window is not None else None
     table: dict[str, ScoreResult] = {}
     as_of = None
+    snapshot_id = None if snapshot is None else snapshot.attrs.get("snapshot_id")
     problem = input_problem(features, str(info.model_name), int(info.version))
     if problem is None and snapshot is not None and len(snapshot):
         as_of = snapshot_as_of(snapshot)
@@ -213,6 +216,7 @@ def build_served(info: Any, model: Any, snapshot: pd.DataFrame | None) -> Served
         loaded_at=datetime.now(UTC).isoformat(),
         load_seconds=round(time.perf_counter() - start, 3),
         input_problem=problem,
+        snapshot_id=None if snapshot_id is None else int(snapshot_id),
     )
 
 
@@ -285,6 +289,7 @@ class ModelHolder:
                 # The owner may know better (a query failed because the schema is gone).
                 better = self._on_failure(exc) if self._on_failure is not None else None
                 self.status["failures"] += 1
+                metrics.RELOAD_FAILURES.inc()
                 self.status["last_error"] = better or _short(exc)
                 served = self._current
                 log.error(
@@ -303,13 +308,14 @@ class ModelHolder:
                 self.status["last_error"] = f"no champion registered for {self.model_name!r}"
             return False
         served = self._current
+        # The served snapshot's id: a newer published snapshot reloads even for the same champion
+        # (every worker polls the same id, so all converge within one interval).
         snap_key = self._snapshot_version(reg) if self._snapshot_version else None
-        snap_key = utc_iso(snap_key) if snap_key is not None else None
         if (
             served is not None
             and served.version == int(champ.version)
             and served.info.artifact_sha256 == champ.artifact_sha256
-            and (snap_key is None or snap_key == served.snapshot_as_of)
+            and (snap_key is None or snap_key == served.snapshot_id)
         ):
             self.status["last_error"] = None
             return False
@@ -321,6 +327,8 @@ class ModelHolder:
         new = build_served(info, model, snapshot)
         self._current = new  # the one atomic publication
         self.status["loads"] += 1
+        metrics.RELOADS.inc()
+        metrics.served(new.name, new.version)
         self.status["last_load_at"] = new.loaded_at
         self.status["last_error"] = None
         log.info(

@@ -25,10 +25,11 @@ from api.contract import Endpoint, endpoint, spec_of
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
-    400: "Malformed JSON or body framing, or the request did not arrive within its time limit",
+    400: "Malformed JSON or body framing, the request did not arrive within its time limit, "
+    "or a bad query parameter",
     401: "Missing or malformed bearer token",
     403: "Wrong token, or admin endpoints disabled",
-    404: "Unknown customer or version",
+    404: "Unknown customer, version or report file, or the version is not a scorecard",
     409: "Promotion refused (already champion, nothing to roll back to, artifact fails its "
     "check), or the champion cannot score the inputs this API serves",
     413: "Body larger than the configured limit, or scoring it exceeds the time budget",
@@ -279,7 +280,26 @@ OPENAPI_KEY = "bati_openapi"
 )
 def openapi_json() -> Response:
     """The OpenAPI 3.1 document."""
-    return jsonify(current_app.extensions[OPENAPI_KEY])
+    return jsonify(live_document())
+
+
+def live_document() -> dict[str, Any]:
+    """The document with its example customer replaced by one of the served snapshot, so the
+    documented bodies work as they are (cached per customer)."""
+    from api.payloads import EXAMPLE_CUSTOMER
+    from api.state import get_state
+
+    doc = current_app.extensions[OPENAPI_KEY]
+    served = get_state().holder.current
+    customer = next(iter(served.table), None) if served is not None else None
+    if customer is None or customer == EXAMPLE_CUSTOMER:
+        return doc
+    cached = current_app.extensions.get("bati_openapi_live")
+    if cached is None or cached[0] != customer:
+        text = json.dumps(doc).replace(f'"{EXAMPLE_CUSTOMER}"', json.dumps(customer))
+        cached = (customer, json.loads(text))
+        current_app.extensions["bati_openapi_live"] = cached
+    return cached[1]
 
 
 @bp.get("/docs")
@@ -293,8 +313,9 @@ def openapi_json() -> Response:
 )
 def docs() -> Response:
     """Interactive docs rendered from the OpenAPI document."""
-    page = current_app.extensions.get("bati_docs_html")
-    if page is None:
-        page = render_docs(current_app.extensions[OPENAPI_KEY])
-        current_app.extensions["bati_docs_html"] = page
-    return Response(page, mimetype="text/html")
+    doc = live_document()
+    cached = current_app.extensions.get("bati_docs_html")
+    if cached is None or cached[0] is not doc:
+        cached = (doc, render_docs(doc))
+        current_app.extensions["bati_docs_html"] = cached
+    return Response(cached[1], mimetype="text/html")

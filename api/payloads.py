@@ -32,6 +32,9 @@ from schemas import vocab
 
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 CUSTOMER_ID_PATTERN = r"^CustomerId_[0-9]{1,18}$"
+#: The customer of the documented examples; ``/openapi.json`` and ``/docs`` replace it with a
+#: customer of the served snapshot, so the default bodies work as they are.
+EXAMPLE_CUSTOMER = "CustomerId_4406"
 AS_OF_MIN = pd.Timestamp(vocab.EARLIEST_TIMESTAMP)
 AS_OF_MAX = pd.Timestamp("2200-01-01T00:00:00Z")
 
@@ -59,8 +62,17 @@ def _literal(values: Any) -> Any:
 _STRICT_REQUEST = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
+#: A number or code written as in the CSV file (``"1000"``, ``"256"``): parsed and checked by
+#: file ingestion's own code (:func:`credit.ingest.validate_transactions`), with its errors.
+CsvText = Annotated[str, Field(max_length=40)]
+
+
 class Transaction(BaseModel):
-    """One raw Xente transaction, the 16 fields of the source file (same names and formats)."""
+    """One raw Xente transaction, the 16 fields of the source file (same names and formats).
+
+    Numbers may be JSON numbers or the CSV file's text (``"1000"``): text is parsed and checked
+    exactly as file ingestion parses it, and a bad value fails with ingestion's check name.
+    """
 
     model_config = _STRICT_REQUEST
 
@@ -70,25 +82,25 @@ class Transaction(BaseModel):
     SubscriptionId: _id("SubscriptionId")
     CustomerId: _id("CustomerId")
     CurrencyCode: _literal(vocab.CURRENCIES)
-    CountryCode: _literal(vocab.COUNTRIES)
+    CountryCode: _literal(vocab.COUNTRIES) | CsvText
     ProviderId: _id("ProviderId")
     ProductId: _id("ProductId")
     ProductCategory: _literal(vocab.PRODUCT_CATEGORIES)
     ChannelId: _literal(vocab.CHANNELS)
-    Amount: float = Field(
-        ge=-vocab.MAX_ABS_AMOUNT,
-        le=vocab.MAX_ABS_AMOUNT,
-        description="UGX; > 0 a debit (purchase), < 0 a credit into the account",
+    Amount: Annotated[float, Field(ge=-vocab.MAX_ABS_AMOUNT, le=vocab.MAX_ABS_AMOUNT)] | CsvText = (
+        Field(description="UGX; > 0 a debit (purchase), < 0 a credit into the account")
     )
-    Value: float = Field(ge=0, le=vocab.MAX_ABS_AMOUNT, description="|Amount| plus any fee")
+    Value: Annotated[float, Field(ge=0, le=vocab.MAX_ABS_AMOUNT)] | CsvText = Field(
+        description="|Amount| plus any fee"
+    )
     TransactionStartTime: str = Field(
-        pattern=RFC3339,
         max_length=40,
         json_schema_extra={"format": "date-time"},
         examples=["2018-11-15T02:18:49Z"],
+        description="ISO-8601, parsed as file ingestion parses it (no offset: UTC)",
     )
-    PricingStrategy: _literal(vocab.PRICING_STRATEGIES)
-    FraudResult: _literal(vocab.FRAUD_FLAGS)
+    PricingStrategy: _literal(vocab.PRICING_STRATEGIES) | CsvText
+    FraudResult: _literal(vocab.FRAUD_FLAGS) | CsvText
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -105,6 +117,35 @@ def _check_count(value: Any, info: ValidationInfo, key: str, what: str) -> Any:
     return value
 
 
+#: The documented request bodies (by id; with the CSV's first row as a transaction).
+_EXAMPLES: tuple[dict[str, Any], ...] = (
+    {"customer_id": EXAMPLE_CUSTOMER},
+    {
+        "customer_id": EXAMPLE_CUSTOMER,
+        "transactions": [
+            {
+                "TransactionId": "TransactionId_76871",
+                "BatchId": "BatchId_36123",
+                "AccountId": "AccountId_3957",
+                "SubscriptionId": "SubscriptionId_887",
+                "CustomerId": EXAMPLE_CUSTOMER,
+                "CurrencyCode": "UGX",
+                "CountryCode": 256,
+                "ProviderId": "ProviderId_6",
+                "ProductId": "ProductId_10",
+                "ProductCategory": "airtime",
+                "ChannelId": "ChannelId_3",
+                "Amount": 1000.0,
+                "Value": 1000.0,
+                "TransactionStartTime": "2018-11-15T02:18:49Z",
+                "PricingStrategy": 2,
+                "FraudResult": 0,
+            }
+        ],
+    },
+)
+
+
 class ScoreRequest(BaseModel):
     """One customer: by id (scored from the latest feature snapshot) or with raw transactions."""
 
@@ -112,37 +153,12 @@ class ScoreRequest(BaseModel):
         **_STRICT_REQUEST,
         json_schema_extra={
             "dependentRequired": {"as_of": ["transactions"]},
-            "examples": [
-                {"customer_id": "CustomerId_4406"},
-                {
-                    "customer_id": "CustomerId_4406",
-                    "transactions": [
-                        {
-                            "TransactionId": "TransactionId_76871",
-                            "BatchId": "BatchId_36123",
-                            "AccountId": "AccountId_3957",
-                            "SubscriptionId": "SubscriptionId_887",
-                            "CustomerId": "CustomerId_4406",
-                            "CurrencyCode": "UGX",
-                            "CountryCode": 256,
-                            "ProviderId": "ProviderId_6",
-                            "ProductId": "ProductId_10",
-                            "ProductCategory": "airtime",
-                            "ChannelId": "ChannelId_3",
-                            "Amount": 1000.0,
-                            "Value": 1000.0,
-                            "TransactionStartTime": "2018-11-15T02:18:49Z",
-                            "PricingStrategy": 2,
-                            "FraudResult": 0,
-                        }
-                    ],
-                },
-            ],
+            "examples": list(_EXAMPLES),
         },
     )
 
     customer_id: str = Field(
-        pattern=CUSTOMER_ID_PATTERN, max_length=40, examples=["CustomerId_4406"]
+        pattern=CUSTOMER_ID_PATTERN, max_length=40, examples=[EXAMPLE_CUSTOMER]
     )
     transactions: list[Transaction] = Field(
         default=None,  # type: ignore[assignment]  # absent = score by id; null is refused
@@ -196,9 +212,13 @@ class ScoreRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    """Several customers in one call (by id, with transactions, or a mix)."""
+    """Several customers in one call (by id, with transactions, or a mix): each item of
+    ``customers`` has the shape of a ``ScoreRequest``."""
 
-    model_config = _STRICT_REQUEST
+    model_config = ConfigDict(
+        **_STRICT_REQUEST,
+        json_schema_extra={"examples": [{"customers": list(_EXAMPLES)}]},
+    )
 
     customers: list[ScoreRequest] = Field(min_length=1)
 
@@ -310,6 +330,9 @@ class ServedInfo(BaseModel):
     loaded_at: str
     snapshot_customers: int
     features_as_of: str | None
+    snapshot_id: int | None = Field(
+        default=None, description="The registry's id of the published feature snapshot served"
+    )
 
 
 class ChampionResponse(BaseModel):
@@ -335,6 +358,7 @@ class HealthResponse(BaseModel):
     pid: int
     model_name: str
     served_version: int | None
+    served_snapshot_id: int | None = None
     reload: dict[str, Any]
     prediction_log: PredictionLogStats
 
@@ -368,3 +392,62 @@ class ErrorResponse(BaseModel):
     """The one error shape of every endpoint."""
 
     error: ErrorBody
+
+
+class PointsRow(BaseModel):
+    """One bin of one feature of a WoE scorecard."""
+
+    feature: str
+    bin: str
+    count: float | None
+    event_rate: float | None
+    woe: float | None
+    iv: float | None = Field(description="The bin's contribution to the feature's IV")
+    points: float | None
+
+
+class ScorecardResponse(BaseModel):
+    """A scorecard version's points table: a customer's score is the sum of its bins' points."""
+
+    model_name: str
+    version: int
+    rows: list[PointsRow]
+
+
+class MonitoringRecord(BaseModel):
+    """One monitoring run's figures (stability: PSI/CSI, approval rate...; decay: realized
+    AUC, KS, Brier and band calibration of a matured score run) and its breaches."""
+
+    id: int
+    kind: str
+    model_name: str | None
+    model_version: int | None
+    as_of: str | None
+    created_at: str
+    run_id: str | None
+    figures: dict[str, Any]
+    breaches: list[dict[str, Any]]
+
+
+class OpenBreach(BaseModel):
+    """A breach of the latest run of its kind (``level`` watch or act)."""
+
+    kind: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    level: str
+    model_version: int | None
+    as_of: str | None
+    run_id: str | None
+
+
+class MonitoringResponse(BaseModel):
+    """The latest stability and decay figures of the served model name and their breaches."""
+
+    model_name: str
+    served_version: int | None
+    stability: MonitoringRecord | None
+    decay: MonitoringRecord | None
+    open_breaches: list[OpenBreach]
+    history: list[MonitoringRecord] = Field(description="The latest runs, newest first")

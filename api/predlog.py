@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from api import metrics
+
 log = logging.getLogger("api.predlog")
 
 LOG_COLUMNS = (
@@ -91,6 +93,7 @@ class PredictionLogWriter:
         with self._cond:
             if self._closed:
                 self.dropped += len(rows)
+                metrics.PREDLOG_DROPPED.inc(len(rows))
                 return len(rows)
             room = self.max_rows - len(self._buf)
             dropped = max(0, len(rows) - room)
@@ -98,7 +101,9 @@ class PredictionLogWriter:
             if len(self._buf) >= self.batch_rows:
                 self._cond.notify()
             self.dropped += dropped
+            metrics.PREDLOG_QUEUE.set(len(self._buf))
         if dropped:
+            metrics.PREDLOG_DROPPED.inc(dropped)
             log.warning("prediction log full: dropped %d row(s)", dropped)
         return dropped
 
@@ -126,7 +131,9 @@ class PredictionLogWriter:
     def _take(self) -> list[dict[str, Any]]:
         with self._cond:
             n = min(self.batch_rows, len(self._buf))
-            return [self._buf.popleft() for _ in range(n)]
+            rows = [self._buf.popleft() for _ in range(n)]
+            metrics.PREDLOG_QUEUE.set(len(self._buf))
+            return rows
 
     def _run(self) -> None:
         backoff = self.flush_seconds
@@ -158,6 +165,7 @@ class PredictionLogWriter:
                 tries = rows[0].get("_attempts", 0) + (0 if unavailable else 1)
                 if tries >= attempts or (unavailable and attempts <= 1):
                     self.failed += len(rows)
+                    metrics.PREDLOG_FAILED.inc(len(rows))
                     log.error(
                         "prediction log: %d row(s) lost after %d attempts (%s)",
                         len(rows),
@@ -168,6 +176,7 @@ class PredictionLogWriter:
                     rows[0]["_attempts"] = tries
                     with self._cond:
                         self._buf.extendleft(reversed(rows))
+                        metrics.PREDLOG_QUEUE.set(len(self._buf))
                     log.warning(
                         "prediction log: write of %d row(s) failed (%s%s); will retry",
                         len(rows),
@@ -176,6 +185,7 @@ class PredictionLogWriter:
                     )
                 return False
             self.written += len(rows)
+            metrics.PREDLOG_WRITTEN.inc(len(rows))
             return True
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -197,6 +207,7 @@ class PredictionLogWriter:
         self.flush(timeout)
         if self._buf:
             self.failed += len(self._buf)
+            metrics.PREDLOG_FAILED.inc(len(self._buf))
             log.error("prediction log: %d row(s) not written at shutdown", len(self._buf))
             self._buf.clear()
 

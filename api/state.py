@@ -51,12 +51,12 @@ def _read_snapshot(reg: Any) -> Any:
     return snapshot
 
 
-def _snapshot_version(reg: Any) -> Any:
-    """The date of the latest feature snapshot (a new one triggers a reload)."""
-    from registry import snapshot_dates
+def _snapshot_version(reg: Any) -> int | None:
+    """The id of the served (published) feature snapshot: a new one triggers a reload, even
+    with the same date and the same champion."""
+    from registry import served_snapshot_id
 
-    dates = snapshot_dates(reg)
-    return dates[-1] if dates else None
+    return served_snapshot_id(reg)
 
 
 class BatiState:

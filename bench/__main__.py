@@ -14,8 +14,15 @@ scoring and the score flow. ``--large`` adds the 50,000,000-row out-of-core run 
 cleaning, features and labels (no training). ``bench/registry.py`` adds the registry figures
 (cold champion load, registrations, look-ups). The stage scripts ``bench/generate.py``,
 ``ingest.py``, ``features.py`` and ``train.py`` print more detail on the same stages and still run
-alone. The table goes to stdout and, as Markdown with the machine it ran on, to
-``var/bench/latest.md`` (``latest.json`` beside it).
+alone. ``bench/monitor.py`` (PSI of 330,000 customers x 80 inputs) and ``bench/registry_io.py``
+(feature snapshot write/read and score writes, SQLite and PostgreSQL when reachable) add their
+rows too (skipped by ``--quick``; ``--no-registry`` skips both registry scripts). The table goes
+to stdout and, as Markdown with the machine it ran on, to ``var/bench/latest.md``
+(``latest.json`` beside it).
+
+History: every run also adds ``var/bench/history/<UTC timestamp>-<commit>.json`` (the commit,
+whether the tree had uncommitted changes, the machine and every row), and the table's last
+column compares each row's wall seconds with the same row of the previous record.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (95_662, 1_000_000, 10_000_000)
 LARGE = 50_000_000
 OUT = ROOT / "var" / "bench"
+HISTORY = OUT / "history"
 
 
 def parse_size(text: str) -> int:
@@ -121,6 +129,44 @@ def registry_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def io_rows() -> list[dict[str, Any]]:
+    """bench/registry_io.py's figures (feature snapshot write/read, score writes) as rows."""
+    results = _run([sys.executable, "bench/registry_io.py"], timeout=1800)
+    rows = []
+    for r in results:
+        step = r["step"].replace("-", " ")
+        row = _extra(f"registry {r['backend']}: {step}", r["customers"], "customers", r["seconds"])
+        rows.append({**row, "peak_mib": r.get("peak_rss_mib")})
+    return rows
+
+
+def monitor_rows() -> list[dict[str, Any]]:
+    """bench/monitor.py's figures (references, PSI of every input and the score) as rows."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.monitor"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError("bench.monitor failed: " + proc.stderr.strip()[-300:])
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    label = f"x {r['inputs']} inputs"
+    return [
+        {
+            **_extra(
+                f"monitor: references {label}", r["customers"], "customers", r["references_s"]
+            ),
+            "peak_mib": r["peak_rss_mib"],
+        },
+        {
+            **_extra(f"monitor: PSI {label}", r["customers"], "customers", r["psi_s"]),
+            "peak_mib": r["peak_rss_mib"],
+        },
+    ]
+
+
 def _extra(stage: str, n: int, unit: str, seconds: float) -> dict[str, Any]:
     return {
         "stage": stage,
@@ -159,22 +205,112 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return f"{v:,}"
 
 
-def table_lines(runs: list[dict[str, Any]], extras: list[dict[str, Any]]) -> list[str]:
-    head = "| size | stage | rows | unit | wall s | rows/s | peak MiB |"
-    lines = [head, "|---|---|---:|---|---:|---:|---:|"]
-    for run in runs:
-        label = _size_label(run["rows"]) + (" (data only)" if run["data_only"] else "")
+def _key(size: str, stage: str) -> str:
+    return f"{size} | {stage}"
+
+
+def previous_seconds(record: dict[str, Any] | None) -> dict[str, float]:
+    """``"size | stage" -> wall seconds`` of a history record (empty without one)."""
+    if not record:
+        return {}
+    out = {}
+    for run in record.get("runs", []):
+        label = _run_label(run)
         for s in run["stages"]:
-            lines.append(
-                f"| {label} | {s['stage']} | {_fmt(s['rows'])} | {s['unit']} | "
-                f"{_fmt(float(s['seconds']))} | {_fmt(s['rows_per_s'])} | {_fmt(s['peak_mib'])} |"
-            )
-    for s in extras:
-        lines.append(
-            f"| - | {s['stage']} | {_fmt(s['rows'])} | {s['unit']} | "
-            f"{_fmt(float(s['seconds']), 3)} | {_fmt(s['rows_per_s'])} | - |"
+            out[_key(label, s["stage"])] = float(s["seconds"])
+    for s in record.get("extras", []):
+        out[_key("-", s["stage"])] = float(s["seconds"])
+    return out
+
+
+def _change(now: float, before: float | None) -> str:
+    """``-3.10 s (-12%)`` against the previous run; ``new`` when it had no such row."""
+    if before is None:
+        return "new"
+    diff = now - before
+    pct = f" ({100 * diff / before:+.0f}%)" if before else ""
+    return f"{diff:+,.2f} s{pct}"
+
+
+def _run_label(run: dict[str, Any]) -> str:
+    return _size_label(run["rows"]) + (" (data only)" if run["data_only"] else "")
+
+
+def table_lines(
+    runs: list[dict[str, Any]],
+    extras: list[dict[str, Any]],
+    previous: dict[str, float] | None = None,
+) -> list[str]:
+    """The Markdown table; with ``previous`` (:func:`previous_seconds`) a last column gives
+    each row's change in wall seconds against the previous run."""
+    compare = previous is not None
+    head = "| size | stage | rows | unit | wall s | CPU s | rows/s | peak MiB |"
+    rule = "|---|---|---:|---|---:|---:|---:|---:|"
+    if compare:
+        head, rule = head + " vs previous |", rule + "---:|"
+    lines = [head, rule]
+
+    def line(label: str, s: dict[str, Any], digits: int) -> str:
+        seconds = float(s["seconds"])
+        text = (
+            f"| {label} | {s['stage']} | {_fmt(s['rows'])} | {s['unit']} | "
+            f"{_fmt(seconds, digits)} | {_fmt(s.get('cpu_s'))} | {_fmt(s['rows_per_s'])} | "
+            f"{_fmt(s.get('peak_mib'))} |"
         )
+        if compare:
+            text += f" {_change(seconds, previous.get(_key(label, s['stage'])))} |"
+        return text
+
+    for run in runs:
+        for s in run["stages"]:
+            lines.append(line(_run_label(run), s, 2))
+    for s in extras:
+        lines.append(line("-", s, 3))
     return lines
+
+
+# -------------------------------------------------------------------------------------------
+# History
+# -------------------------------------------------------------------------------------------
+
+
+def commit() -> dict[str, Any]:
+    """The checked-out commit and whether the tree differs from it (``unknown`` without git)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    sha = git("rev-parse", "HEAD")
+    return {
+        "commit": sha or "unknown",
+        "short": sha[:10] if sha else "unknown",
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if sha else None,
+    }
+
+
+def last_record(folder: Path = HISTORY) -> dict[str, Any] | None:
+    """The newest history record (by the time it was written), or None."""
+    paths = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    for path in reversed(paths):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def save_record(record: dict[str, Any], folder: Path = HISTORY) -> Path:
+    """Write ``<UTC timestamp>-<commit>.json`` (never overwriting an earlier record)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(record.get("time", time.time())))
+    path = folder / f"{stamp}-{record['git']['short']}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}-{record['git']['short']}-{n}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
 
 
 def growth_lines(runs: list[dict[str, Any]], small: int, large: int) -> list[str]:
@@ -253,8 +389,14 @@ def _ok(flag: bool) -> str:
 
 
 def markdown(
-    info: dict[str, Any], runs: list[dict[str, Any]], extras: list[dict[str, Any]], api: list[str]
+    info: dict[str, Any],
+    runs: list[dict[str, Any]],
+    extras: list[dict[str, Any]],
+    api: list[str],
+    previous: dict[str, Any] | None = None,
+    git: dict[str, Any] | None = None,
 ) -> str:
+    """The report; ``previous`` is the last history record (compared row by row)."""
     lines = [
         "# Benchmark (`make bench`)",
         "",
@@ -262,13 +404,24 @@ def markdown(
         f"Python {info['python']}, {info['os']}; {info['date']}.",
         "",
     ]
+    if git:
+        lines += [f"Commit {git['short']}{' with uncommitted changes' if git['dirty'] else ''}."]
+    if previous:
+        pg = previous.get("git", {})
+        lines += [
+            f"Compared with the previous run: {previous.get('machine', {}).get('date', '?')}, "
+            f"commit {pg.get('short', '?')}{' (dirty)' if pg.get('dirty') else ''}.",
+        ]
+    else:
+        lines += ["No previous run in var/bench/history: nothing to compare with."]
+    lines += [""]
     for run in runs:
         lines.append(
             f"- {_size_label(run['rows'])}{' (data only)' if run['data_only'] else ''}: "
             f"{run['seconds']:,.0f} s in all; load average (1/5/15 min) before "
             f"{'/'.join(map(str, run['load_before']))}, after {'/'.join(map(str, run['load_after']))}"
         )
-    lines += ["", *table_lines(runs, extras), ""]
+    lines += ["", *table_lines(runs, extras, previous_seconds(previous)), ""]
     sizes = sorted({r["rows"] for r in runs if not r["data_only"]})
     if 1_000_000 in sizes and 10_000_000 in sizes:
         lines += ["Growth from 1M to 10M rows (linear = 10):", ""]
@@ -287,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the demo set only")
     parser.add_argument("--large", action="store_true", help="add 50M rows, ingestion+features")
     parser.add_argument("--api", action="store_true", help="add bench/api.py (several minutes)")
-    parser.add_argument("--no-registry", action="store_true", help="skip bench/registry.py")
+    parser.add_argument(
+        "--no-registry", action="store_true", help="skip bench/registry.py and registry_io.py"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         sizes = [DEFAULT_SIZES[0]]
@@ -296,25 +451,32 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sizes = list(DEFAULT_SIZES)
     info = machine()
-    print(f"machine: {json.dumps(info)}", flush=True)
+    git = commit()
+    previous = last_record()
+    before = previous_seconds(previous)
+    print(f"machine: {json.dumps(info)}; commit {git['short']}", flush=True)
     runs = []
     plan = [(n, False) for n in sizes] + ([(LARGE, True)] if args.large else [])
     for n, data_only in plan:
         print(f"running {_size_label(n)}{' (data only)' if data_only else ''} ...", flush=True)
         runs.append(run_size(n, data_only=data_only))
-        for line in table_lines([runs[-1]], [])[2:]:
+        for line in table_lines([runs[-1]], [], before)[2:]:
             print(line, flush=True)
-    extras = [] if (args.no_registry or args.quick) else registry_rows()
+    extras = []
+    if not args.quick:
+        extras += monitor_rows()
+        if not args.no_registry:
+            extras += registry_rows() + io_rows()
     api = api_lines() if args.api else []
-    text = markdown(info, runs, extras, api)
+    text = markdown(info, runs, extras, api, previous, git)
+    record = {"time": time.time(), "git": git, "machine": info, "runs": runs, "extras": extras}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.md").write_text(text + "\n")
-    (OUT / "latest.json").write_text(
-        json.dumps({"machine": info, "runs": runs, "extras": extras}, indent=1) + "\n"
-    )
+    (OUT / "latest.json").write_text(json.dumps(record, indent=1) + "\n")
+    saved = save_record(record)
     print()
     print(text)
-    print(f"\nwritten to {OUT / 'latest.md'}")
+    print(f"\nwritten to {OUT / 'latest.md'}; history record {saved.relative_to(ROOT)}")
     return 0
 
 

@@ -60,6 +60,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("grid search random_forest", ("train-random_forest",)),
     ("grid search hist_gb", ("train-hist_gb",)),
     ("evaluation (3 candidates)", ("evaluate",)),
+    ("permutation importance (chosen)", ("importance",)),
     ("registration + promotion", ("register", "promote")),
 ]
 
@@ -70,7 +71,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
 
 
 class MemorySampler:
-    """Resident memory of this process plus its children (minus ``exclude``), every ``interval``."""
+    """Resident memory and CPU seconds of this process plus its children (minus ``exclude``),
+    every ``interval``. CPU counts a worker that exited with its last sampled figure."""
 
     def __init__(self, interval: float = 0.05) -> None:
         import psutil
@@ -80,6 +82,8 @@ class MemorySampler:
         self.interval = interval
         self.exclude: set[int] = set()
         self.samples: list[tuple[float, float]] = []
+        self.cpu_samples: list[tuple[float, float]] = []
+        self._cpu_by_pid: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -97,10 +101,32 @@ class MemorySampler:
                 total += child.memory_info().rss
         return total / 2**20
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of this process and its (past and present) workers."""
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            if proc.pid in self.exclude:
+                continue
+            with contextlib.suppress(self._psutil.Error):
+                t = proc.cpu_times()
+                self._cpu_by_pid[proc.pid] = t.user + t.system
+        return sum(self._cpu_by_pid.values())
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), self.rss_mib()))
+            now = time.time()
+            self.samples.append((now, self.rss_mib()))
+            self.cpu_samples.append((now, self.cpu_seconds()))
             self._stop.wait(self.interval)
+
+    def cpu(self, start: float, end: float) -> float:
+        """CPU seconds spent between ``start`` and ``end`` (epoch seconds), all threads and
+        workers: for concurrent stages the figures overlap."""
+
+        def at(t: float) -> float:
+            before = [c for ts, c in self.cpu_samples if ts <= t]
+            return before[-1] if before else 0.0
+
+        return round(at(end + self.interval) - at(start), 2)
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()
@@ -271,7 +297,7 @@ def flow_rows(
         start, end = _span(ivs)
         if stage.startswith("grid search"):
             n, unit = n_search, "customers"
-        elif stage.startswith("evaluation"):
+        elif stage.startswith(("evaluation", "permutation")):
             n, unit = n_fit, "customers"
         elif stage.startswith("registration"):
             n, unit = 1, "model"
@@ -279,7 +305,11 @@ def flow_rows(
             n, unit = customers, "customers"
         else:
             n, unit = rows, "tx"
-        out.append(_row(stage, n, unit, _union(ivs), sampler.peak(start, end)))
+        out.append(
+            _row(
+                stage, n, unit, _union(ivs), sampler.peak(start, end), cpu_s=sampler.cpu(start, end)
+            )
+        )
     f_start, f_end = flow_run.start_time.timestamp(), flow_run.end_time.timestamp()
     flow_seconds = f_end - f_start
     tasks_seconds = _union(every)
@@ -292,6 +322,7 @@ def flow_rows(
             flow_seconds,
             sampler.peak(f_start, f_end),
             wall_with_client=round(wall, 2),
+            cpu_s=sampler.cpu(f_start, f_end),
             path=data.get("path"),
             customers=customers,
             candidate=summary.get("candidate"),

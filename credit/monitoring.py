@@ -31,6 +31,7 @@ ACT = 0.25
 DEFAULT_BINS = 10
 MAX_LEVELS = 30
 AUC_DROP = 0.05
+BAND_Z = 1.96
 Level = Literal["watch", "act"]
 
 
@@ -197,6 +198,19 @@ class DecayReport:
         return out
 
 
+def wilson_interval(events: int, n: int, z: float = BAND_Z) -> tuple[float, float]:
+    """Wilson score interval of a rate ``events / n`` (``z`` = 0: the rate itself)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = events / n
+    if z <= 0:
+        return p, p
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def decay_report(
     pd_hat: np.ndarray,
     realized: np.ndarray,
@@ -205,11 +219,14 @@ def decay_report(
     holdout_auc: float | None,
     band_pd_ranges: Mapping[str, tuple[float, float]] | None = None,
     auc_drop: float = AUC_DROP,
+    band_z: float = BAND_Z,
 ) -> DecayReport:
     """Realized ROC-AUC/KS/Brier and per-band realized vs predicted default rates.
 
     A breach when the AUC falls ``auc_drop`` or more below ``holdout_auc``, or when a band's
-    realized default rate leaves the band's PD range (``band_pd_ranges``: band -> (low, high)).
+    realized default rate leaves the band's PD range (``band_pd_ranges``: band -> (low, high))
+    by more than its sampling error: the band's Wilson interval at ``band_z`` (0: the rate
+    itself) lies wholly outside the range, so three customers in a band cannot breach it.
     """
     p = np.asarray(pd_hat, dtype=np.float64)
     y = np.asarray(realized, dtype=np.int64)
@@ -236,7 +253,9 @@ def decay_report(
         if band_pd_ranges and band in band_pd_ranges:
             low, high = band_pd_ranges[band]
             entry["pd_range"] = [low, high]
-            if not low <= rate <= high:
+            lo_ci, hi_ci = wilson_interval(int(rows["y"].sum()), len(rows), band_z)
+            entry["rate_interval"] = [round(lo_ci, 6), round(hi_ci, 6)]
+            if hi_ci < low or lo_ci > high:
                 bound = low if rate < low else high
                 report.breaches.append(Breach(f"band_{band}_default_rate", rate, bound, "act"))
         report.bands.append(entry)

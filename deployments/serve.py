@@ -39,8 +39,24 @@ def build_deployments() -> list:
     return [nightly, scoring]
 
 
+def setup_alerts(deployments: list) -> None:
+    """The alert automations (:mod:`deployments.alerts`); input drift starts the first
+    (nightly) deployment. Skipped with a warning when no alert destination is configured."""
+    import sys
+
+    from deployments.alerts import ensure_automations
+
+    try:
+        names = ensure_automations(retrain_deployment_id=deployments[0].apply())
+        print("alert automations: " + ", ".join(names))
+    except Exception as exc:  # alerts must not stop the deployments from serving
+        print(f"warning: alert automations not set up: {exc}", file=sys.stderr)
+
+
 def main() -> None:
-    serve(*build_deployments(), pause_on_shutdown=False)
+    deployments = build_deployments()
+    setup_alerts(deployments)
+    serve(*deployments, pause_on_shutdown=False)
 
 
 if __name__ == "__main__":

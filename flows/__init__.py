@@ -1,4 +1,4 @@
-"""Prefect flows: ``retrain`` (nightly training) and ``score`` (batch scoring)."""
+"""Prefect flows: ``nightly`` (the night: ingest, retrain, score), ``retrain``, ``score``."""
 
 import os as _os
 
@@ -14,6 +14,8 @@ def _prefect_defaults() -> None:
         home.mkdir(parents=True, exist_ok=True)
         _os.environ["PREFECT_HOME"] = str(home)
     _os.environ.setdefault("MPLCONFIGDIR", str(_var_path() / "matplotlib"))
+    # The temporary server of a run without PREFECT_API_URL starts slowly on a busy small machine.
+    _os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     _os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
     _os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _os.environ.setdefault("DO_NOT_TRACK", "1")

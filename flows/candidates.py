@@ -1,19 +1,33 @@
-"""The fan-out of the retrain flow: train x N (concurrent grid searches) -> evaluate x N."""
+"""The fan-out of the retrain flow: train x N (concurrent grid searches) -> evaluate x N ->
+permutation importance of the chosen candidate.
+
+Cores: the N concurrent searches (and the calibration folds) share ONE pool of ``n_jobs``
+worker processes (joblib's process-wide loky executor, default one per core), so N searches on
+a 2-core machine run 2 fits at a time, not 2N; inside each worker BLAS/OpenMP use one thread.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
 from credit.csvsafe import write_csv
 from credit.label import split_customers
 from credit.models import load_grids
-from credit.training import CandidateOutcome, Split, TrainingData, stratified_sample
+from credit.training import (
+    CandidateOutcome,
+    Split,
+    TrainingData,
+    select_best,
+    stratified_sample,
+)
 from flows.config import RetrainConfig
 from tasks.features import content_key
-from tasks.train import evaluate, train
+from tasks.train import evaluate, importance, train
 
 
 @dataclass
@@ -34,13 +48,39 @@ def candidate_grids(config: RetrainConfig) -> dict[str, dict[str, list] | None]:
     return {c: (config.grids or {}).get(c) or grids.get(c) for c in config.candidates}
 
 
+def shared_pool(n_jobs: int | None, dask_address: str | None = None) -> int:
+    """Start joblib's process-wide pool of ``n_jobs`` workers (default: one per core) before
+    the concurrent searches use it, and return its size.
+
+    Every ``Parallel(n_jobs)`` of this process then reuses that one executor, so concurrent
+    grid searches queue their fits on the same workers instead of each starting its own. Starting
+    it here, from one thread, also avoids joblib's race when several threads create it at once
+    (``'MemmappingExecutor' object has no attribute '_temp_folder_manager'``). With a Dask
+    cluster the fits go there and nothing is started.
+    """
+    n = n_jobs or os.cpu_count() or 1
+    if n > 1 and not dask_address:
+        from joblib import Parallel, delayed
+
+        Parallel(n_jobs=n)(delayed(int)(i) for i in range(n))
+    return n
+
+
+def _chosen(searches: list) -> int:
+    """Index of the candidate :func:`select_best` will choose (it looks at the search only)."""
+    results = [s.result() for s in searches]
+    stand_ins = [SimpleNamespace(name=r.name, search=r) for r in results]
+    return stand_ins.index(select_best(stand_ins))  # type: ignore[arg-type]
+
+
 def train_and_evaluate(
     config: RetrainConfig, training: TrainingData, *, out_dir: Path
 ) -> TrainedCandidates:
     """Split customers, search every candidate concurrently, evaluate each on the test split.
 
     Large tables: the searches see a stratified sample, the chosen parameters are refitted on
-    a larger one (or all of TRAIN); test metrics always use the whole test split.
+    a larger one (or all of TRAIN); test metrics always use the whole test split. Permutation
+    importance (which decides nothing) runs once, for the candidate chosen by CV ROC-AUC.
     """
     X_train, X_test, y_train, y_test = split_customers(
         training.X, training.y, test_size=config.test_size, seed=config.seed
@@ -50,6 +90,7 @@ def train_and_evaluate(
     X_fit, y_fit = stratified_sample(X_train, y_train, config.fit_max_rows, config.seed)
     sampled = len(X_search) < len(X_train)
     sample_key = [len(X_search)] if sampled else []  # unchanged keys when nothing is sampled
+    n_jobs = shared_pool(config.n_jobs, config.dask_address)
     searches = [
         train.submit(
             name,
@@ -59,7 +100,7 @@ def train_and_evaluate(
                 *training.key_parts, name, grids[name], config.seed, config.test_size, *sample_key
             ),
             grid=grids[name],
-            n_jobs=config.n_jobs,
+            n_jobs=n_jobs,
             seed=config.seed,
             dask_address=config.dask_address,
         )
@@ -73,15 +114,26 @@ def train_and_evaluate(
             model_name=training.model_name,
             out_dir=out_dir / "evaluation",
             seed=config.seed,
-            n_jobs=config.n_jobs,
-            importance_repeats=config.importance_repeats,
+            n_jobs=n_jobs,
+            importance_repeats=0,  # once, below, for the chosen candidate
             importance_max_rows=config.importance_max_rows,
             refit=not X_fit.index.equals(X_search.index),
             dask_address=config.dask_address,
         )
         for s in searches
     ]
+    chosen = _chosen(searches)
+    ranked = importance.submit(
+        evaluations[chosen],
+        X_test,
+        y_test,
+        repeats=config.importance_repeats,
+        max_rows=config.importance_max_rows,
+        seed=config.seed,
+        out_dir=out_dir / "evaluation",
+    )
     outcomes = [e.result() for e in evaluations]
+    outcomes[chosen] = ranked.result()
     for o in outcomes:
         write_csv(o.search.cv_results, out_dir / f"search_{o.name}.csv")
     sampling = config.sampling().report(len(X_train), len(X_test))

@@ -270,11 +270,12 @@ class MonitorConfig(_MaskedConfig):
         ge=0,
         description="decay: realized ROC-AUC this far below the version's holdout AUC breaches",
     )
-    performance_days: int = Field(
-        PERFORMANCE_DAYS,
+    performance_days: int | None = Field(
+        None,
         ge=1,
         le=365,
-        description="decay: days after a score run's as-of date the realized label looks at",
+        description="decay: days after a score run's as-of date the realized label looks at "
+        "(default: the scoring version's performance window)",
     )
     transactions: str | None = Field(
         None,

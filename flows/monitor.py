@@ -46,6 +46,7 @@ from credit.monitoring import (
 )
 from flows.cli import cli_main
 from flows.config import MonitorConfig, install_secret_mask
+from schemas.defaults import PERFORMANCE_DAYS
 from tasks.alerts import ALERT_HOOKS, emit_breaches
 from tasks.registry_handle import open_registry, registry_for
 
@@ -240,24 +241,28 @@ def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
         if outcomes is not None
         else tx["TransactionStartTime"].max()
     )
-    horizon = pd.Timedelta(days=config.performance_days)
     records = []
     for run in runs.to_dict("records"):
         as_of = pd.Timestamp(run["as_of"])
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
-        if as_of + horizon > newest:
-            continue
         version = int(run["model_version"])
+        info = reg.get_version(config.model_name, version)
+        days = int(
+            config.performance_days
+            or (info.params or {}).get("performance_days")
+            or PERFORMANCE_DAYS
+        )
+        if as_of + pd.Timedelta(days=days) > newest:
+            continue
         scores = read_scores(reg, run_id=run["run_id"], model_name=config.model_name)
         scores = scores[scores["model_version"] == version].set_index("customer_id")
         if outcomes is not None:
-            realized = realized_outcomes(outcomes, scores.index, as_of, config.performance_days)
+            realized = realized_outcomes(outcomes, scores.index, as_of, days)
             source = "outcomes"
         else:
-            realized = realized_proxy_label(tx, scores.index, as_of, config.performance_days)
+            realized = realized_proxy_label(tx, scores.index, as_of, days)
             source = "proxy_label"
         scores = scores.loc[scores.index.intersection(realized.index)]
-        info = reg.get_version(config.model_name, version)
         refs = read_references(reg, config.model_name, version, with_holdout=False)
         ranges = (refs.distributions if refs else {}).get("band_pd_ranges")
         report = decay_report(
@@ -272,7 +277,7 @@ def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
             "score_run_id": run["run_id"],
             "model_version": version,
             "as_of": as_of.isoformat(),
-            "performance_days": config.performance_days,
+            "performance_days": days,
             "label_source": source,
             "holdout_roc_auc": (info.metrics or {}).get("roc_auc"),
             **{k: v for k, v in report.to_dict().items() if k != "breaches"},

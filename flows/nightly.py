@@ -46,7 +46,7 @@ from feed.night import ingest_new, open_landing
 from feed.store import STORE_ENV, TIME_COLUMN, default_store_url, open_store
 from flows.cli import cli_main
 from flows.config import CLI_ENV, CLI_FLAGS, CLI_HIDDEN, RetrainConfig, mask_secrets
-from flows.retrain import run_retrain
+from flows.retrain import retrain
 from flows.score import score
 from schemas import vocab
 from schemas.defaults import DEFAULT_MODEL_NAME
@@ -163,6 +163,24 @@ def demo_landing() -> Path:
 
 # ------------------------------------------------------------------------------- stages ---
 
+#: The nightly's retrain runs are named ``nightly-retrain-...``: the score deployment's event
+#: trigger skips them (the nightly scores itself), so each completed retrain is scored once.
+NIGHTLY_RETRAIN_RUN = "nightly-retrain-*"
+
+
+def retrain_in_night(config: RetrainConfig) -> dict[str, Any]:
+    """The retrain subflow (on Dask when ``config.dask_address``), its run named for the night."""
+    options: dict[str, Any] = {
+        "flow_run_name": lambda: NIGHTLY_RETRAIN_RUN.replace(
+            "*", f"{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}"
+        )
+    }
+    if config.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        options["task_runner"] = DaskTaskRunner(address=config.dask_address)
+    return retrain.with_options(**options)(config)
+
 
 @flow(name="ingest-night", log_prints=True)
 def ingest_night(
@@ -241,6 +259,16 @@ def latest_trained(db_url: str | None, model_name: str) -> tuple[int, str] | Non
     with open_registry(db_url) as registry:
         versions = registry.list_versions(model_name)
     return (versions[-1].version, versions[-1].data_fingerprint) if versions else None
+
+
+@task(name="publish-snapshot", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def publish_run_snapshot(db_url: str | None, retrain_run_id: str) -> int:
+    """The completed retrain's feature snapshot becomes the served one (idempotent), before the
+    score run reads it: the scores table and the API then use the same snapshot."""
+    from registry import publish_snapshot
+
+    with open_registry(db_url) as registry:
+        return publish_snapshot(registry, retrain_run_id).id
 
 
 def monitor_step(config: NightlyConfig, retrained: dict[str, Any], scored: dict[str, Any]) -> Any:
@@ -329,10 +357,11 @@ def nightly(config: NightlyConfig | None = None) -> dict[str, Any]:
         _publish_summary(summary)
         return summary
     try:
-        retrained = run_retrain(config.retrain_config(window_path))
+        retrained = retrain_in_night(config.retrain_config(window_path))
     finally:
         if not config.keep_window:
             window_path.unlink(missing_ok=True)
+    publish_run_snapshot(config.db_url, retrained["flow_run_id"])
     scored = score(db_url=config.db_url, model_name=model_name)
     summary.update(
         trained=True,

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from credit.evaluate import classification_metrics
-from credit.gates import GatePolicy, GateResult, evaluate_gates
+from credit.gates import GatePolicy, GateResult, evaluate_gates, paired_loss_se, reference_metrics
 from credit.monitoring import (
     LABEL_COLUMN,
     PD_COLUMN,
@@ -121,20 +121,6 @@ def build_references(
     return distributions, holdout
 
 
-def _reference_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float] | None:
-    if len(np.unique(y)) < 2:
-        return None
-    from sklearn.metrics import brier_score_loss, roc_auc_score
-
-    from credit.evaluate import ks_statistic
-
-    return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "ks": float(ks_statistic(y, p)),
-        "brier": float(brier_score_loss(y, p)),
-    }
-
-
 @task(name="promotion-gates", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def promotion_gates(
     *,
@@ -168,12 +154,15 @@ def promotion_gates(
     both_iv.update({k: v for k, v in iv.items() if k not in both_iv})
     holdout = refs.holdout
     y = holdout[LABEL_COLUMN].to_numpy(dtype=np.int64)
-    champion_metrics = _reference_metrics(y, holdout[PD_COLUMN].to_numpy(dtype=np.float64))
-    challenger_metrics, score_psi = None, None
+    champion_pd = holdout[PD_COLUMN].to_numpy(dtype=np.float64)
+    champion_metrics = reference_metrics(y, champion_pd)
+    challenger_metrics, score_psi, loss_se = None, None, None
     try:
         inputs = holdout.drop(columns=[LABEL_COLUMN, PD_COLUMN])
         scored = model.score_frame(inputs, with_reasons=False)
-        challenger_metrics = _reference_metrics(y, scored["probability"].to_numpy())
+        challenger_pd = scored["probability"].to_numpy(dtype=np.float64)
+        challenger_metrics = reference_metrics(y, challenger_pd)
+        loss_se = paired_loss_se(y, champion_pd, challenger_pd)
         score_ref = (dist.get("holdout") or {}).get("score")
         if score_ref:
             score_psi = round(stability(BinnedReference.from_dict(score_ref), scored["score"]), 6)
@@ -187,6 +176,8 @@ def promotion_gates(
         champion_metrics=champion_metrics,
         champion_version=champ.version,
         policy=policy,
+        loss_se=loss_se,
+        reference_customers=len(holdout),
     )
     result.checks["champion_version"] = champ.version
     result.checks["input_psi"] = input_psi

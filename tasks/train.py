@@ -141,7 +141,9 @@ def evaluate(
         {
             "fit_rows": len(split.X_train),
             "test_rows": n_test,
-            "importance_rows": min(n_test, importance_max_rows or n_test),
+            "importance_rows": (
+                min(n_test, importance_max_rows or n_test) if importance_repeats else 0
+            ),
         }
     )
     m = outcome.metrics
@@ -160,24 +162,52 @@ def evaluate(
     return outcome
 
 
+@task(name="importance", task_run_name="importance-{outcome.name}", cache_policy=NO_CACHE)
+def importance(
+    outcome: CandidateOutcome,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    *,
+    repeats: int,
+    max_rows: int | None,
+    seed: int,
+    out_dir: Path | None,
+) -> CandidateOutcome:
+    """Permutation importance of the chosen candidate and its plot (``{name}_importance.png``).
+
+    It changes no decision (selection is by CV ROC-AUC, calibration by validation Brier), so the
+    flow runs it once, for the chosen model, not for every candidate. The whole test split is
+    shuffled, or a stratified seeded sample of ``max_rows`` customers when it is larger: the
+    same numbers :func:`credit.evaluate.evaluate_candidate` gives with ``importance_repeats``.
+    """
+    if repeats <= 0:
+        return outcome
+    _importance_on_sample(outcome, X_test, y_test, max_rows, repeats, seed, out_dir)
+    outcome.extra["importance_rows"] = min(len(X_test), max_rows or len(X_test))
+    return outcome
+
+
 def _importance_on_sample(
     outcome: CandidateOutcome,
     X_test: pd.DataFrame,
     y_test: pd.Series,
-    max_rows: int,
+    max_rows: int | None,
     repeats: int,
     seed: int,
     out_dir: Path | None,
 ) -> None:
-    """Permutation importance on a stratified sample of the test split (large splits only)."""
+    """Permutation importance on the test split, or on a stratified sample of ``max_rows`` of
+    it when it is larger."""
     from sklearn.model_selection import train_test_split
 
     from credit.evaluate import permutation_importance_auc
 
-    stratify = y_test if y_test.value_counts().min() >= 2 else None
-    X_s, _, y_s, _ = train_test_split(
-        X_test, y_test, train_size=max_rows, stratify=stratify, random_state=seed
-    )
+    X_s, y_s = X_test, y_test
+    if max_rows is not None and len(X_test) > max_rows:
+        stratify = y_test if y_test.value_counts().min() >= 2 else None
+        X_s, _, y_s, _ = train_test_split(
+            X_test, y_test, train_size=max_rows, stratify=stratify, random_state=seed
+        )
     with single_threaded():
         importance = permutation_importance_auc(
             outcome.model, X_s, y_s, n_repeats=repeats, seed=seed

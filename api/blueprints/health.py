@@ -6,6 +6,7 @@ import os
 
 from flask import Blueprint, Response
 
+from api import metrics
 from api import payloads as p
 from api.contract import endpoint, reply
 from api.errors import ApiError
@@ -33,6 +34,7 @@ def health() -> Response:
             pid=os.getpid(),
             model_name=state.settings.model_name,
             served_version=served.version if served else None,
+            served_snapshot_id=served.snapshot_id if served else None,
             reload=status,
             prediction_log=p.PredictionLogStats(**state.predlog.stats()),
         )
@@ -73,3 +75,17 @@ def ready() -> Response:
             registry_error=state.holder.status.get("last_error"),
         )
     )
+
+
+@bp.get("/metrics")
+@endpoint(
+    op="metrics",
+    tag="health",
+    ok=None,
+    media="text/plain",
+    ok_schema={"type": "string"},
+    summary="Prometheus metrics (text format), summed over every worker of the server",
+)
+def prometheus_metrics() -> Response:
+    """Requests, latency, scores by band and decision, served version, reloads, prediction log."""
+    return Response(metrics.exposition(), mimetype=None, content_type=metrics.CONTENT_TYPE)

@@ -130,6 +130,7 @@ def champion() -> Response:
                 loaded_at=served.loaded_at,
                 snapshot_customers=len(served.table),
                 features_as_of=served.snapshot_as_of,
+                snapshot_id=served.snapshot_id,
             ),
         )
     )
@@ -190,3 +191,48 @@ def promote(version: int) -> Response:
 def rollback() -> Response:
     """Re-instate the previous champion (audited)."""
     return _admin_change(get_state(), "rollback", None)
+
+
+def points_rows(info: Any, model: Any | None) -> list[dict[str, Any]] | None:
+    """A version's points table: stored with the version (``extra["points_table"]``), else
+    from the model object (``points_table()``); ``None`` when it is not a scorecard."""
+    stored = (getattr(info, "extra", None) or {}).get("points_table")
+    if isinstance(stored, list):
+        return stored
+    table = getattr(model, "points_table", lambda: None)() if model is not None else None
+    return None if table is None else table.to_dict("records")
+
+
+@bp.get("/<int:version>/scorecard")
+@endpoint(
+    op="scorecard",
+    tag="models",
+    ok=p.ScorecardResponse,
+    errors=(404, 503),
+    summary="A scorecard version's points table (feature, bin, count, event rate, WoE, IV, points)",
+)
+def scorecard(version: int) -> Response:
+    """The points table of ``version`` (404 ``not_a_scorecard`` for other model families)."""
+    state = get_state()
+    name = state.settings.model_name
+    if not 1 <= version <= MAX_VERSION:
+        raise ApiError(404, "unknown_version", f"model {name!r} has no version {version}")
+    served = state.holder.current
+    with registry_errors():
+        reg = state.registry()
+        info = reg.get_version(name, version)
+        rows = points_rows(info, None)
+        if rows is None:
+            same = served is not None and served.info.artifact_sha256 == info.artifact_sha256
+            rows = points_rows(info, served.model if same else reg.load_model(name, version))
+    if rows is None:
+        raise ApiError(
+            404, "not_a_scorecard", f"{name} v{version} is not a WoE scorecard (no points table)"
+        )
+    return reply(
+        p.ScorecardResponse(
+            model_name=name,
+            version=version,
+            rows=[p.PointsRow.model_validate(json_safe({**r, "bin": str(r["bin"])})) for r in rows],
+        )
+    )

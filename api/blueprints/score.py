@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g
 
+from api import metrics
 from api import payloads as p
 from api.contract import JSON_ERRORS_IN, endpoint, reply
 from api.errors import ApiError
@@ -42,6 +43,7 @@ def _context(state: BatiState) -> dict[str, Any]:
 
 def _log(state: BatiState, results: list[p.ScoreResult]) -> None:
     latency = round((time.perf_counter() - g.t0) * 1000.0, 3)
+    metrics.count_scores((r.band, "approved" if r.approved else "declined") for r in results)
     client_id = g.get("client_request_id")
     state.predlog.submit(
         [

@@ -5,6 +5,7 @@ prediction log."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -76,6 +77,7 @@ def server(
             pytest.fail(
                 "gunicorn did not become ready:\n" + (folder / "gunicorn.log").read_text()[-3000:]
             )
+        proc.log_path = folder / "gunicorn.log"  # type: ignore[attr-defined]
         yield base, world, proc
     finally:
         if proc.poll() is None:
@@ -133,6 +135,87 @@ def test_gunicorn_promotion_reaches_every_worker(server) -> None:  # noqa: ANN00
     assert scored.json()["model_version"] == 2
 
 
+def test_gunicorn_workers_converge_on_a_newer_published_snapshot(server) -> None:  # noqa: ANN001
+    """Issue 13 item 5: a newer published snapshot for the same champion reaches every worker
+    within the reload interval; an unpublished one (a killed run's) reaches none."""
+    from registry import Registry, publish_snapshot, write_snapshot
+
+    base, world, _ = server
+    gone, kept = world.customers()[-1], world.customers()[-2]  # not among the next test's
+    with Registry(world.url) as reg:
+        pending = write_snapshot(reg, world.snapshot.drop(index=gone), world.as_of, "e2e-night")
+
+    def answers(cid: str, n: int = 12) -> set[int]:  # new connections land on either worker
+        return {
+            requests.post(f"{base}/v1/score", json={"customer_id": cid}, timeout=10).status_code
+            for _ in range(n)
+        }
+
+    time.sleep(2.5)  # more than BATI_RELOAD_SECONDS: the unpublished snapshot is not served
+    assert answers(gone) == {200}
+    with Registry(world.url) as reg:
+        publish_snapshot(reg, pending.id)
+    seen: dict[int, int | None] = {}
+
+    def every_worker_on_new_snapshot() -> bool:
+        for _ in range(10):
+            health = requests.get(f"{base}/health", timeout=5).json()
+            seen[health["pid"]] = health["served_snapshot_id"]
+        return len(seen) == 2 and set(seen.values()) == {pending.id}
+
+    assert wait_until(every_worker_on_new_snapshot, 30), seen
+    assert answers(gone, 20) == {404}
+    assert answers(kept, 20) == {200}
+
+
+def _samples(base: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Samples ``name`` of GET /metrics, keyed by their sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = requests.get(f"{base}/metrics", timeout=10)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def test_gunicorn_metrics_sum_every_worker(server) -> None:  # noqa: ANN001
+    """Issue 17 item 3: requests spread over both workers are all counted by /metrics."""
+    base, world, _ = server
+    health_key = (("method", "GET"), ("route", "/health"), ("status", "200"))
+    score_key = (("method", "POST"), ("route", "/v1/score"), ("status", "200"))
+    before = _samples(base, "bati_http_requests_total")
+    scores_before = sum(_samples(base, "bati_scores_total").values())
+    pids: set[int] = set()
+    n_health = 0
+    while len(pids) < 2 or n_health < 20:  # a new connection each: both workers answer
+        pids.add(requests.get(f"{base}/health", timeout=5).json()["pid"])
+        n_health += 1
+        assert n_health < 200, "one worker never answered"
+    customers = world.customers()[40:55]
+    for cid in customers:
+        resp = requests.post(f"{base}/v1/score", json={"customer_id": cid}, timeout=10)
+        assert resp.status_code == 200
+    after = _samples(base, "bati_http_requests_total")
+    assert after[health_key] - before.get(health_key, 0) == n_health
+    assert after[score_key] - before.get(score_key, 0) == len(customers)
+    assert sum(_samples(base, "bati_scores_total").values()) - scores_before == len(customers)
+    assert set(_samples(base, "bati_served_model_version").values()) == {2}
+    assert sum(_samples(base, "bati_model_reloads_total").values()) >= 4  # 2 workers x 2 loads
+    count = _samples(base, "bati_http_request_duration_seconds_count")
+    assert count[score_key] == after[score_key]
+    assert _samples(base, "bati_prediction_log_queue_depth")  # published (live workers' sum)
+    assert _samples(base, "bati_prediction_log_dropped_total") == {(): 0.0}
+    # Label values are templates: no customer id, no unbounded path.
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    assert not any(cid in text for cid in customers)
+    assert requests.get(f"{base}/nope/CustomerId_1", timeout=5).status_code == 404
+    assert "CustomerId_1" not in requests.get(f"{base}/metrics", timeout=10).text
+
+
 def test_gunicorn_shutdown_flushes_the_prediction_log(server) -> None:  # noqa: ANN001
     from registry import Registry, read_prediction_log
 
@@ -156,3 +239,25 @@ def test_gunicorn_shutdown_flushes_the_prediction_log(server) -> None:  # noqa: 
     flushed = log[log["client_request_id"].fillna("").str.startswith("flush-")]
     assert sorted(flushed["customer_id"]) == sorted(ids)
     assert not flushed["request_id"].str.startswith("flush-").any()  # the server's own ids
+
+
+def test_gunicorn_logs_are_json_lines_without_customer_values(server) -> None:  # noqa: ANN001
+    """Issue 17 item 4 (after the shutdown above): every line of the server's log is one JSON
+    object; each request has an access line with the server's request id, route, status and
+    duration; no customer id, token or request body appears."""
+    _, world, proc = server
+    lines = [ln for ln in proc.log_path.read_text().splitlines() if ln.strip()]
+    records = [json.loads(ln) for ln in lines]  # every line parses
+    assert all({"ts", "level", "logger", "message"} <= set(r) for r in records)
+    access = [r for r in records if r["logger"] == "api.access"]
+    scored = [r for r in access if r.get("route") == "/v1/score"]
+    assert len(scored) >= 30
+    assert all(
+        len(r["request_id"]) == 32 and r["status"] in (200, 400, 404, 413)
+        and r["duration_ms"] >= 0 and r["method"] == "POST"
+        for r in scored
+    )
+    text = proc.log_path.read_text()
+    assert ADMIN_TOKEN not in text
+    assert not any(cid in text for cid in world.customers())
+    assert "flush-" not in text  # the caller's X-Request-ID is not logged either

@@ -2,7 +2,7 @@
 
 The generated span is 91 days and one training window is 90 (60 observation + 30 performance):
 the first night lands days 1-86 at once (a bank starting the service brings its history), then
-one day per night. Small data (20,000 rows, 600 customers) and one candidate with a one-point
+one day per night, with one night without a new file. Small data (20,000 rows, 600 customers) and one candidate with a one-point
 grid keep the test near a minute.
 """
 
@@ -67,7 +67,7 @@ def test_replay_nights_train_once_per_new_data_and_score_once_per_retrain(
     with pytest.raises(NoSourceError, match="BATI_LANDING.*bati-landing"):
         nightly(NightlyConfig(store=store, **FAST))
     since = datetime.now(UTC)
-    nights = [days[:86], *[[d] for d in days[86:90]], [], [days[90]]]
+    nights = [days[:86], [days[86]], [days[87]], [], [days[88]]]  # five nights
     summaries = []
     for k, files in enumerate(nights):
         for f in files:
@@ -82,18 +82,18 @@ def test_replay_nights_train_once_per_new_data_and_score_once_per_retrain(
 
     landed = pd.concat([pd.read_csv(f) for n in nights for f in n])
     assert sum(s["new_rows"] for s in summaries) == len(landed) == summaries[-1]["store_rows"]
-    assert [s["new_files"] for s in summaries] == [86, 1, 1, 1, 1, 0, 1]
-    assert [s["trained"] for s in summaries] == [True] * 5 + [False, True]
-    assert [s["model_version"] for s in summaries] == [1, 2, 3, 4, 5, None, 6]
-    skipped = summaries[5]
-    assert "nothing new since nightly-replay v5" in skipped["skipped_reason"]
+    assert [s["new_files"] for s in summaries] == [86, 1, 1, 0, 1]
+    assert [s["trained"] for s in summaries] == [True, True, True, False, True]
+    assert [s["model_version"] for s in summaries] == [1, 2, 3, None, 4]
+    skipped = summaries[3]
+    assert "nothing new since nightly-replay v3" in skipped["skipped_reason"]
     assert skipped["scored"] == 0 and skipped["promoted"] is False
     with Registry(f"sqlite:///{tmp_path / 'bati.db'}") as registry:
         versions = registry.list_versions(MODEL)
-    assert [v.version for v in versions] == [1, 2, 3, 4, 5, 6]  # none on the night without data
-    assert len({v.data_fingerprint for v in versions}) == 6
+    assert [v.version for v in versions] == [1, 2, 3, 4]  # none on the night without data
+    assert len({v.data_fingerprint for v in versions}) == 4
     # Every completed retrain triggered exactly one score run, and only those did.
     retrains = [r for r in _flow_runs("retrain", since) if r.state and r.state.is_completed()]
     scores = _flow_runs("score", since)
-    assert len(retrains) == len(scores) == 6
+    assert len(retrains) == len(scores) == 4
     assert {str(r.id) for r in scores} == {s["score"]["flow_run_id"] for s in summaries if s["score"]}

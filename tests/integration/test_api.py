@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -573,6 +574,34 @@ def test_new_feature_snapshot_is_picked_up(world: World, make_app: Callable[...,
     assert len(state.holder.current.table) == 10
 
 
+def test_newer_published_snapshot_same_date_same_champion_is_picked_up(
+    world: World, make_app: Callable[..., Flask]
+) -> None:
+    """Issue 13 item 5: the reload compares the served snapshot's id, not its date, and an
+    unpublished (running or killed) run's snapshot is never served."""
+    from registry import Registry, publish_snapshot, served_snapshot_id, write_snapshot
+
+    app = make_app(world.url)
+    state = app.extensions["bati"]
+    client = app.test_client()
+    first = state.holder.current.snapshot_id
+    gone = world.customers()[0]
+    assert client.post("/v1/score", json={"customer_id": gone}).status_code == 200
+    with Registry(world.url) as reg:
+        assert served_snapshot_id(reg) == first
+        pending = write_snapshot(reg, world.snapshot.iloc[1:], world.as_of, "killed-run")
+    assert state.holder.refresh() is False  # unpublished: still the first snapshot
+    assert client.post("/v1/score", json={"customer_id": gone}).status_code == 200
+    with Registry(world.url) as reg:
+        publish_snapshot(reg, pending.id)
+    assert state.holder.refresh() is True  # same as_of, same champion, newer publication
+    served = client.get("/v1/models/champion").get_json()["served"]
+    assert served["snapshot_id"] == pending.id != first
+    assert served["model_version"] == 1
+    assert client.post("/v1/score", json={"customer_id": gone}).status_code == 404
+    assert state.holder.refresh() is False  # nothing new: no reload
+
+
 # -- prediction log ----------------------------------------------------------------------------
 def test_every_score_is_logged(world: World, make_app: Callable[..., Flask]) -> None:
     from registry import Registry, read_prediction_log
@@ -726,7 +755,7 @@ def test_openapi_document_covers_every_route(app: Flask, client: FlaskClient) ->
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"] == "3.1.0"
     routes = {
-        (str(rule.rule).replace("<int:version>", "{version}"), method.lower())
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(rule.rule)), method.lower())
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in rule.methods - {"HEAD", "OPTIONS"}
@@ -966,3 +995,263 @@ def test_one_registry_handle_per_app_closed_with_it(world: World) -> None:
     state.close()
     assert reg.closed
     state.close()  # idempotent (gunicorn's worker_exit, then interpreter exit)
+
+
+# -- scorecard, monitoring, reports, metrics, logs (issues 14 and 17) ---------------------------
+def test_scorecard_points_table_is_served(world: World, make_app: Callable[..., Flask]) -> None:
+    from builders import register, synthetic_label
+
+    from credit.scoring import CreditRiskModel
+    from credit.woe_scorecard import WoEScorecard
+    from registry import Registry
+
+    X = world.snapshot
+    y = synthetic_label(X)
+    card = CreditRiskModel.from_search(WoEScorecard().fit(X, y), X, y, 0.5, model_name="sc")
+    expected = card.points_table()
+    with Registry(world.url) as reg:
+        version = register(reg, card, X, tag="scorecard").version
+    client = make_app(world.url).test_client()
+    resp = client.get(f"/v1/models/{version}/scorecard")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["version"] == version and len(body["rows"]) == len(expected)
+    first = body["rows"][0]
+    assert set(first) == {"feature", "bin", "count", "event_rate", "woe", "iv", "points"}
+    assert [r["feature"] for r in body["rows"]] == list(expected["feature"])
+    assert [r["points"] for r in body["rows"]] == pytest.approx(list(expected["points"]))
+    assert_error(client.get("/v1/models/1/scorecard"), 404, "not_a_scorecard")
+    assert_error(client.get("/v1/models/99/scorecard"), 404, "unknown_version")
+
+
+def test_monitoring_returns_latest_figures_and_open_breaches(
+    world: World, client: FlaskClient
+) -> None:
+    from registry import Registry, write_monitoring
+
+    breach = {"metric": "feature_psi:amount_sum", "value": 0.31, "threshold": 0.25, "level": "act"}
+    with Registry(world.url) as reg:
+        write_monitoring(
+            reg,
+            kind="stability",
+            figures={"score_psi": 0.4},
+            breaches=[dict(breach, value=0.5)],
+            model_name=MODEL_NAME,
+            model_version=1,
+            as_of="2019-02-01T00:00:00Z",
+            run_id="r1",
+        )
+        write_monitoring(
+            reg,
+            kind="stability",
+            figures={"score_psi": 0.02, "max_feature_psi": 0.31},
+            breaches=[breach],
+            model_name=MODEL_NAME,
+            model_version=1,
+            as_of="2019-02-02T00:00:00Z",
+            run_id="r2",
+        )
+        write_monitoring(
+            reg,
+            kind="decay",
+            figures={"auc": 0.74},
+            model_name=MODEL_NAME,
+            model_version=1,
+            as_of="2019-01-01T00:00:00Z",
+            run_id="r0",
+        )
+        write_monitoring(reg, kind="stability", figures={}, model_name="other-model")
+    assert_error(client.get("/v1/monitoring"), 401, "unauthorized")
+    resp = client.get("/v1/monitoring", headers=AUTH)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["model_name"] == MODEL_NAME and body["served_version"] == 1
+    assert body["stability"]["run_id"] == "r2" and body["stability"]["figures"]["score_psi"] == 0.02
+    assert body["decay"]["figures"] == {"auc": 0.74} and body["decay"]["breaches"] == []
+    assert body["open_breaches"] == [
+        {
+            **breach,
+            "kind": "stability",
+            "model_version": 1,
+            "run_id": "r2",
+            "as_of": body["stability"]["as_of"],
+        }
+    ]
+    assert [r["run_id"] for r in body["history"]] == ["r0", "r2", "r1"]  # newest first
+    assert len(client.get("/v1/monitoring?limit=1", headers=AUTH).get_json()["history"]) == 1
+    assert_error(client.get("/v1/monitoring?limit=x", headers=AUTH), 400, "bad_limit")
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """A runs folder with one run's reports, a file outside it and a symlink escaping it."""
+    root = tmp_path / "runs"
+    run = root / "run-1"
+    (run / "evaluation").mkdir(parents=True)
+    (run / "eda_report.html").write_text("<html><body><h1>EDA</h1></body></html>")
+    (run / "model_card.md").write_text("# Model card\n")
+    (run / "candidates.csv").write_text("name,auc\nlogreg,0.8\n")
+    (run / "evaluation" / "roc.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    (run / "notes.txt").write_text("not a report type")
+    (run / ".hidden.html").write_text("hidden")
+    (tmp_path / "secret.html").write_text("SECRET OUTSIDE")
+    (run / "escape.html").symlink_to(tmp_path / "secret.html")
+    (root / "run-2").symlink_to(tmp_path)  # a run folder that is a link out of the root
+    return root
+
+
+def test_reports_are_served_read_only_behind_the_admin_token(
+    world: World, make_app: Callable[..., Flask], runs: Path
+) -> None:
+    from credit.report_links import signed_path, signed_url
+
+    client = make_app(world.url, runs_dir=str(runs)).test_client()
+    types = {
+        "eda_report.html": "text/html",
+        "model_card.md": "text/markdown",
+        "candidates.csv": "text/csv",
+        "evaluation/roc.png": "image/png",
+    }
+    for name, mime in types.items():
+        resp = client.get(f"/reports/run-1/{name}", headers=AUTH)
+        assert resp.status_code == 200 and resp.mimetype == mime, name
+        assert resp.data == (runs / "run-1" / name).read_bytes()
+        assert "sandbox" in resp.headers["Content-Security-Policy"]
+        assert_error(client.get(f"/reports/run-1/{name}"), 401, "unauthorized")
+        assert client.post(f"/reports/run-1/{name}", headers=AUTH).status_code == 405
+    bad_token = {"Authorization": "Bearer " + "x" * 40}
+    assert_error(client.get("/reports/run-1/eda_report.html", headers=bad_token), 403)
+    # A signed link opens that one file (a browser cannot send the header), until it expires.
+    link = signed_url("run-1", "eda_report.html", base_url="http://h:1", token=ADMIN_TOKEN)
+    assert link is not None and link.startswith("http://h:1/reports/run-1/eda_report.html?")
+    assert ADMIN_TOKEN not in link
+    path = signed_path("run-1", "eda_report.html", token=ADMIN_TOKEN)
+    assert client.get(path).status_code == 200
+    other = path.replace("eda_report.html", "model_card.md")
+    assert_error(client.get(other), 403, "forbidden")
+    assert_error(client.get(path[:-2] + ("00" if path[-2:] != "00" else "11")), 403)
+    expired = signed_path("run-1", "eda_report.html", token=ADMIN_TOKEN, ttl_seconds=1)
+    time.sleep(2.1)
+    assert "expired" in assert_error(client.get(expired), 403)["message"]
+    wrong_key = signed_path("run-1", "eda_report.html", token="y" * 40)
+    assert_error(client.get(wrong_key), 403, "forbidden")
+    assert signed_url("run-1", "x.html", token="") is None  # no token: reports are off
+    # Path traversal, hidden files, other types, links out of the folder: all 404, never read.
+    for attempt in (
+        "/reports/run-1/../secret.html",
+        "/reports/run-1/%2e%2e/secret.html",
+        "/reports/run-1/evaluation/../../secret.html",
+        "/reports/run-1/evaluation/%2E%2E/%2E%2E/secret.html",
+        "/reports/..%2fsecret.html/x.html",
+        "/reports/%2e%2e/secret.html",
+        "/reports/run-1/..%5c..%5csecret.html",
+        "/reports/run-1/escape.html",
+        "/reports/run-2/secret.html",
+        "/reports/run-1/.hidden.html",
+        "/reports/run-1/notes.txt",
+        "/reports/run-1/missing.html",
+        "/reports/run-9/eda_report.html",
+        "/reports/run-1/eda_report.html%00.png",
+    ):
+        resp = client.get(attempt, headers=AUTH)
+        assert resp.status_code == 404, attempt
+        assert b"SECRET OUTSIDE" not in resp.data
+    merged = client.get("/reports/run-1//etc/passwd.html", headers=AUTH)  # slashes merged
+    assert merged.status_code == 308 and merged.location.endswith("/reports/run-1/etc/passwd.html")
+
+
+def test_metrics_text_format_counts_requests_and_scores(client: FlaskClient, world: World) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples() -> dict[tuple[str, tuple], float]:
+        text = client.get("/metrics").get_data(as_text=True)
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    key = (
+        "bati_http_requests_total",
+        (("method", "POST"), ("route", "/v1/score"), ("status", "200")),
+    )
+    before = samples()
+    cid = world.customers()[0]
+    result = client.post("/v1/score", json={"customer_id": cid}).get_json()
+    client.post("/v1/score", json={"customer_id": "CustomerId_999999999"})
+    after = samples()
+    assert after[key] - before.get(key, 0.0) == 1
+    miss = (
+        "bati_http_requests_total",
+        (("method", "POST"), ("route", "/v1/score"), ("status", "404")),
+    )
+    assert after[miss] - before.get(miss, 0.0) == 1
+    decision = "approved" if result["approved"] else "declined"
+    band = ("bati_scores_total", (("band", result["band"]), ("decision", decision)))
+    assert after[band] - before.get(band, 0.0) == 1
+    assert after[("bati_served_model_version", (("model_name", MODEL_NAME),))] == 1
+    assert ("bati_prediction_log_queue_depth", ()) in after
+    assert ("bati_prediction_log_dropped_total", ()) in after
+    assert ("bati_model_reloads_total", ()) in after
+    assert not any(cid in str(k) for k in after)
+
+
+def test_access_log_is_json_with_the_server_request_id(
+    client: FlaskClient, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    from api.logs import JsonFormatter
+
+    cid = world.customers()[0]
+    with caplog.at_level(logging.INFO, logger="api.access"):
+        resp = client.post(
+            "/v1/score", json={"customer_id": cid}, headers={"X-Request-ID": "caller-7"}
+        )
+        client.get("/reports/run-1/x.html?sig=s3cr3t&expires=1", headers=AUTH)
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "api.access"]
+    first = json.loads(lines[0])
+    assert set(first) == {
+        "ts",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "route",
+        "method",
+        "status",
+        "duration_ms",
+    }
+    assert first["request_id"] == resp.headers["X-Request-ID"] == resp.get_json()["request_id"]
+    assert (first["route"], first["status"], first["level"]) == ("/v1/score", 200, "info")
+    assert first["duration_ms"] > 0 and first["ts"].endswith("+00:00")
+    text = "\n".join(lines)
+    for secret in (cid, "caller-7", ADMIN_TOKEN, "s3cr3t", "run-1"):
+        assert secret not in text
+
+
+def test_documented_example_bodies_work_as_they_are(client: FlaskClient, world: World) -> None:
+    """Issue 17 item 7: every request body example of /openapi.json (what /docs pre-fills)
+    answers 200 on a fresh world: the example customer is one of the served snapshot."""
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    posted = 0
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is None:
+                continue
+            schema = schemas[body["schema"]["$ref"].rsplit("/", 1)[-1]]
+            examples = schema.get("examples") or [
+                {k: v["examples"][0] for k, v in schema["properties"].items() if "examples" in v}
+            ]
+            for example in examples:
+                url = path.replace("{version}", "2")
+                resp = client.open(url, method=method.upper(), json=example, headers=AUTH)
+                assert resp.status_code == 200, (path, example, resp.get_data(as_text=True))
+                posted += 1
+    assert posted >= 5  # score x2, batch, promote, rollback
+    example = schemas["ScoreRequest"]["examples"][0]["customer_id"]
+    assert example in world.customers()
+    batch = schemas["BatchRequest"]["examples"][0]["customers"]
+    assert {"customer_id"} == set(batch[0]) and "transactions" in batch[1]
+    page = client.get("/docs").get_data(as_text=True)
+    assert example in page and "CustomerId_4406" not in page

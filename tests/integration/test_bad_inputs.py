@@ -41,7 +41,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from builders import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_json
+from builders import (
+    ADMIN_TOKEN,
+    MODEL_NAME,
+    SAMPLE_HEAD,
+    World,
+    build_world,
+    transactions_json,
+)
 from flask.testing import FlaskClient
 
 from api import create_app
@@ -483,6 +490,86 @@ def api_client(api_world: tuple[World, Path]) -> Iterator[FlaskClient]:
     )
     yield app.test_client()
     app.extensions["bati"].close()
+
+
+# CSV cells as the API receives them (issue 17 item 7): each edit of row 5 of the real rows,
+# posted as the file's text, must fail (or pass) with file ingestion's own checks.
+CSV_EDITS: list[tuple[str, str]] = [
+    ("Amount", "abc"),
+    ("Amount", "1,000"),
+    ("Amount", "NaN"),
+    ("Amount", "0x10"),
+    ("Amount", "5e12"),
+    ("Amount", " 1000 "),  # padded: accepted by both
+    ("Value", "inf"),
+    ("Value", "-5"),
+    ("Value", "1"),
+    ("FraudResult", "true"),
+    ("FraudResult", "3"),
+    ("PricingStrategy", "2.5"),
+    ("PricingStrategy", "7"),
+    ("CountryCode", "254"),
+    ("CountryCode", "256.0"),  # accepted by both
+    ("TransactionStartTime", "yesterday"),
+    ("TransactionStartTime", "2018-02-30T00:00:00Z"),
+    ("TransactionStartTime", "1542248329"),
+    ("TransactionStartTime", "2099-01-01T00:00:00Z"),
+    ("TransactionStartTime", "1970-01-01T00:00:00Z"),
+    ("TransactionStartTime", "2018-11-15 02:18:49"),  # no T, no offset: UTC, accepted by both
+]
+
+
+@pytest.fixture(scope="module")
+def csv_client(api_world: tuple[World, Path]) -> Iterator[FlaskClient]:
+    """The API with its default limits (a real customer of the file has many rows)."""
+    world, _ = api_world
+    app = create_app({"db_url": world.url, "start_background": False})
+    yield app.test_client()
+    app.extensions["bati"].close()
+
+
+def _customer_rows(h: pd.DataFrame, row: int) -> tuple[str, list[dict[str, str]], int]:
+    """The customer of ``row``, all their rows as the CSV's text, and ``row``'s position."""
+    customer = h.loc[row, "CustomerId"]
+    mine = h[h["CustomerId"] == customer]
+    return customer, mine.to_dict("records"), list(mine.index).index(row)
+
+
+def test_csv_rows_are_accepted_as_text_and_score_as_typed_json(
+    head: pd.DataFrame, csv_client: FlaskClient
+) -> None:
+    customer, rows, _ = _customer_rows(head, 5)
+    as_text = csv_client.post("/v1/score", json={"customer_id": customer, "transactions": rows})
+    assert as_text.status_code == 200, as_text.get_data(as_text=True)
+    typed = transactions_json(ingest(SAMPLE_HEAD).data, customer)
+    as_json = csv_client.post("/v1/score", json={"customer_id": customer, "transactions": typed})
+    assert as_json.status_code == 200, as_json.get_data(as_text=True)
+    drop = ("request_id",)
+    assert {k: v for k, v in as_text.get_json().items() if k not in drop} == {
+        k: v for k, v in as_json.get_json().items() if k not in drop
+    }
+
+
+@pytest.mark.parametrize(("column", "value"), CSV_EDITS)
+def test_csv_text_fails_with_file_ingestions_checks(
+    column: str, value: str, head: pd.DataFrame, csv_client: FlaskClient, tmp_path: Path
+) -> None:
+    h = head.copy()
+    h.loc[5, column] = value
+    path = _write_lines(_lines(h), tmp_path / "rows.csv")
+    quarantine = ingest(path, max_bad_share=1.0).quarantine
+    file_checks = set(quarantine.loc[quarantine["row_number"] == 6, "check"])
+    customer, rows, pos = _customer_rows(h, 5)
+    resp = csv_client.post("/v1/score", json={"customer_id": customer, "transactions": rows})
+    if not file_checks:
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        return
+    assert resp.status_code == 422, resp.get_data(as_text=True)
+    details = resp.get_json()["error"]["details"]
+    where = f"transactions[{pos}]."
+    assert {d["field"] for d in details} <= {where + c for c in vocab.RAW_COLUMNS}
+    assert {d["type"] for d in details} == file_checks
+    assert value.strip() not in resp.get_data(as_text=True) or value.strip() in ("1", "3", "7")
 
 
 @dataclass(frozen=True)

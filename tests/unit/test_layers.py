@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "tasks": {"schemas", "credit", "registry", "feed"},
     "flows": {"schemas", "credit", "registry", "feed", "tasks", "sampledata"},
     "api": {"schemas", "credit", "registry"},
-    "deployments": {"schemas", "flows"},
+    "deployments": {"schemas", "tasks", "flows"},
 }
 PREFECT_FREE = ("schemas", "registry", "credit", "feed", "api")
 

@@ -1,0 +1,39 @@
+"""`make bench` history: one JSON record per run with the commit, compared with the last one."""
+
+from __future__ import annotations
+
+import json
+
+from bench.__main__ import commit, last_record, previous_seconds, save_record, table_lines
+
+
+def _run(seconds: float) -> dict:
+    stage = {
+        "stage": "EDA report",
+        "rows": 95662,
+        "unit": "tx",
+        "seconds": seconds,
+        "rows_per_s": 1,
+        "peak_mib": 600,
+        "cpu_s": 1.5,
+    }
+    return {"rows": 95662, "data_only": False, "stages": [stage]}
+
+
+def test_records_accumulate_and_the_table_compares_with_the_previous(tmp_path):
+    git = commit()
+    assert git["commit"] and "dirty" in git
+    assert last_record(tmp_path) is None
+    first = {"time": 1_700_000_000, "git": git, "machine": {}, "runs": [_run(5.0)], "extras": []}
+    p1 = save_record(first, tmp_path)
+    p2 = save_record({**first, "runs": [_run(4.0)]}, tmp_path)  # same second: not overwritten
+    assert p1 != p2 and p1.name.startswith("20231114T221320Z-" + git["short"])
+    assert json.loads(p1.read_text())["git"]["commit"] == git["commit"]
+    previous = last_record(tmp_path)
+    assert previous["runs"][0]["stages"][0]["seconds"] == 4.0
+
+    lines = table_lines([_run(3.0)], [], previous_seconds(previous))
+    assert lines[0].endswith("vs previous |")
+    assert "-1.00 s (-25%)" in lines[2] and "| 1.50 |" in lines[2]
+    assert table_lines([_run(3.0)], [], {})[2].endswith("new |")
+    assert "vs previous" not in table_lines([_run(3.0)], [])[0]
