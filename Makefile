@@ -38,15 +38,16 @@ server: install
 worker: install
 	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 \
 	  || PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/prefect work-pool create $(POOL) --type process
-	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/prefect worker start --pool $(POOL)
+	PREFECT_API_URL=$(PREFECT_SERVER) BATI_PROJECT_DIR=$(CURDIR) $(BIN)/prefect worker start \
+	  --pool $(POOL)
 
-# Register the work-pool deployments (nightly-pool, score-pool) of deployments/prefect.yaml.
+# Register the work-pool deployments (nightly-pool, nightly-retrain-pool, nightly-score-pool).
 deploy: install
 	PREFECT_API_URL=$(PREFECT_SERVER) BATI_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt \
 	  deploy --all --prefect-file deployments/prefect.yaml
 	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/python -m deployments.alerts  # alert automations
 
-# Or serve the deployments (nightly, score) from this one process instead of a worker.
+# Or serve the deployments (nightly, nightly-retrain, nightly-score) from this one process.
 serve: install
 	PREFECT_API_URL=$(PREFECT_SERVER) $(BIN)/python -m deployments.serve
 

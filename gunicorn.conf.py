@@ -56,7 +56,8 @@ limit_request_line = 4096
 limit_request_fields = 50
 accesslog = os.environ.get("BATI_API_ACCESSLOG") or None
 # Request id and latency in the access log; never bodies (they hold customer data).
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# The path without its query string: a signed report link's signature is not logged.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 # gunicorn >= 24 opens a control socket under $HOME by default: shared by every instance on
 # the machine, so two servers (tests, bench) would collide; the API needs none.
 control_socket_disable = True

@@ -1,12 +1,21 @@
-"""API settings: read from the environment, overridable by the ``create_app(config)`` dict."""
+"""API settings (pydantic-settings): read from ``BATI_*`` environment variables, overridable by
+the ``create_app(config)`` dict; a bad value is refused at start-up with one line naming it."""
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from schemas import defaults
 
@@ -14,6 +23,25 @@ DEFAULT_MODEL_NAME = defaults.DEFAULT_MODEL_NAME
 MIB = 1024 * 1024
 MIN_TOKEN_CHARS = 32
 MAX_SECONDS = 86_400.0  # a day: larger waits are a typo, and inf/nan break timers and JSON
+ENV_PREFIX = "BATI_"
+#: Fields read from the environment (``BATI_`` + upper-case name); the others are code-only.
+ENV_FIELDS = (
+    "db_url",
+    "model_name",
+    "admin_token",
+    "reload_seconds",
+    "max_batch",
+    "max_body_bytes",
+    "max_transactions",
+    "request_timeout_seconds",
+    "runs_dir",
+    "log_queue_size",
+    "log_flush_seconds",
+)
+_ENV_VARS = {ENV_PREFIX + name.upper(): name for name in ENV_FIELDS}
+_env_override: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "bati_api_env", default=None
+)
 
 
 class SettingError(ValueError):
@@ -25,97 +53,132 @@ class SettingError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the API is configured with (env name in brackets).
+class _Environment(EnvSettingsSource):
+    """``BATI_*`` variables of :data:`ENV_FIELDS` only (of ``load_settings(env=...)`` when
+    given, else ``os.environ``)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        source = _env_override.get()
+        source = os.environ if source is None else source
+        # Case-insensitive names (lower-cased, as the base class expects); empty means unset.
+        return {k.lower(): v for k, v in source.items() if k.upper() in _ENV_VARS and v != ""}
+
+
+class Settings(BaseSettings):
+    """Everything the API is configured with (env ``BATI_<NAME>`` for :data:`ENV_FIELDS`).
 
     ``db_url`` None lets :class:`registry.Registry` apply its own default (env ``BATI_DB_URL``,
-    else the SQLite file ``var/bati.db``). ``admin_token`` None disables the admin endpoints.
+    else the SQLite file ``var/bati.db``). ``admin_token`` None disables the admin endpoints;
+    it is a ``SecretStr`` (never shown in a repr or a dump): :meth:`token` gives its value.
     """
 
-    db_url: str | None = None  # BATI_DB_URL
-    model_name: str = DEFAULT_MODEL_NAME  # BATI_MODEL_NAME
-    admin_token: str | None = field(default=None, repr=False)  # BATI_ADMIN_TOKEN
-    reload_seconds: float = 30.0  # BATI_RELOAD_SECONDS
-    max_batch: int = 1000  # BATI_MAX_BATCH
-    max_body_bytes: int = 2 * MIB  # BATI_MAX_BODY_BYTES
-    max_transactions: int = 5000  # BATI_MAX_TRANSACTIONS (per customer)
-    request_timeout_seconds: float = 10.0  # BATI_REQUEST_TIMEOUT_SECONDS (body read + scoring)
-    runs_dir: str | None = None  # BATI_RUNS_DIR (reports served; default BATI_VAR_DIR/runs)
-    log_queue_size: int = 100_000  # BATI_LOG_QUEUE_SIZE (prediction-log rows waiting)
-    log_flush_seconds: float = 0.5  # BATI_LOG_FLUSH_SECONDS
-    log_batch_rows: int = 1000  # rows per write of the prediction log
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=False
+    )
+
+    db_url: str | None = None
+    model_name: str = DEFAULT_MODEL_NAME
+    admin_token: SecretStr | None = None
+    reload_seconds: float = 30.0
+    max_batch: int = 1000
+    max_body_bytes: int = 2 * MIB
+    max_transactions: int = 5000  # per customer
+    request_timeout_seconds: float = 10.0  # body read + scoring
+    runs_dir: str | None = None  # reports served (default BATI_VAR_DIR/runs)
+    log_queue_size: int = 100_000  # prediction-log rows waiting
+    log_flush_seconds: float = 0.5
+    log_batch_rows: int = Field(default=1000, ge=1)  # rows per write of the prediction log
     start_background: bool = True  # reload and log threads (tests may turn them off)
     load_on_start: bool = True  # try to load the champion inside create_app
 
-    def __post_init__(self) -> None:
-        for name in ("reload_seconds", "request_timeout_seconds", "log_flush_seconds"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value)):
-                raise SettingError(name, "must be a finite number of seconds")
-            if not 0 < value <= MAX_SECONDS:
-                raise SettingError(name, f"must be more than 0 and at most {MAX_SECONDS:g} s")
-        for name in ("max_batch", "max_body_bytes", "max_transactions", "log_queue_size"):
-            if getattr(self, name) < 1:
-                raise SettingError(name, "must be at least 1")
-        token = self.admin_token.strip() if self.admin_token is not None else None
-        if token is not None and token and len(token) < MIN_TOKEN_CHARS:
-            # Never quote the token, only its length.
-            raise SettingError(
-                "admin_token",
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _Environment(settings_cls))
+
+    @field_validator("reload_seconds", "request_timeout_seconds", "log_flush_seconds")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds")
+        if not 0 < value <= MAX_SECONDS:
+            raise ValueError(f"must be more than 0 and at most {MAX_SECONDS:g} s")
+        return value
+
+    @field_validator("max_batch", "max_body_bytes", "max_transactions", "log_queue_size")
+    @classmethod
+    def _count(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None:
+            return None
+        token = str(value).strip()
+        if not token:
+            return None
+        if len(token) < MIN_TOKEN_CHARS:  # never quote the token, only its length
+            raise ValueError(
                 f"is {len(token)} characters; use at least {MIN_TOKEN_CHARS} (for example "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
-        object.__setattr__(self, "admin_token", token or None)
+        return SecretStr(token)
+
+    def token(self) -> str | None:
+        """The admin token's value (``None``: admin endpoints disabled)."""
+        return None if self.admin_token is None else self.admin_token.get_secret_value()
 
     def public(self) -> dict[str, Any]:
         """The settings safe to show (the token and the database URL are not)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["admin_enabled"] = out.pop("admin_token") is not None
-        out.pop("db_url")
+        out = self.model_dump(exclude={"admin_token", "db_url"})
+        out["admin_enabled"] = self.admin_token is not None
         return out
 
 
-_ENV: dict[str, tuple[str, type]] = {
-    "db_url": ("BATI_DB_URL", str),
-    "model_name": ("BATI_MODEL_NAME", str),
-    "admin_token": ("BATI_ADMIN_TOKEN", str),
-    "reload_seconds": ("BATI_RELOAD_SECONDS", float),
-    "max_batch": ("BATI_MAX_BATCH", int),
-    "max_body_bytes": ("BATI_MAX_BODY_BYTES", int),
-    "max_transactions": ("BATI_MAX_TRANSACTIONS", int),
-    "request_timeout_seconds": ("BATI_REQUEST_TIMEOUT_SECONDS", float),
-    "runs_dir": ("BATI_RUNS_DIR", str),
-    "log_queue_size": ("BATI_LOG_QUEUE_SIZE", int),
-    "log_flush_seconds": ("BATI_LOG_FLUSH_SECONDS", float),
-}
+_KIND = {"int": "whole number", "float": "number", "bool": "boolean", "string": "string"}
 
 
-_KIND = {int: "whole number", float: "number", str: "string"}
+def _problem(err: Mapping[str, Any]) -> str:
+    """One phrase for a pydantic error (our validators' own text, else the expected kind)."""
+    error = (err.get("ctx") or {}).get("error")
+    if error is not None:
+        return str(error)
+    kind = str(err["type"]).split("_")[0]
+    return f"must be a {_KIND[kind]}" if kind in _KIND else str(err["msg"]).splitlines()[0]
 
 
 def load_settings(
     overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
-    """Settings from ``env`` (default ``os.environ``), then ``overrides`` (keys = field names)."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    for name, (var, kind) in _ENV.items():
-        raw = env.get(var)
-        if raw is None or raw == "":
-            continue
-        try:
-            values[name] = kind(raw)
-        except ValueError:
-            raise SettingError(var, f"must be a {_KIND[kind]}") from None
+    """Settings from ``env`` (default ``os.environ``), then ``overrides`` (keys = field names).
+
+    :class:`SettingError` (one line naming the environment variable, or the override's key)
+    for a bad value; ``ValueError`` for an unknown override.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise ValueError(
+            f"unknown API setting(s) {unknown}; known: {sorted(Settings.model_fields)}"
+        )
+    mark = _env_override.set(env)
     try:
-        settings = replace(Settings(), **values)
-    except SettingError as exc:  # name the environment variable that holds the bad value
-        raise SettingError(_ENV[exc.name][0], exc.problem) from None
-    if overrides:
-        known = {f.name for f in fields(Settings)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown API setting(s) {unknown}; known: {sorted(known)}")
-        settings = replace(settings, **dict(overrides))
-    return settings
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False)[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        shown = name if name in overrides else ENV_PREFIX + name.upper()
+        raise SettingError(shown, _problem(err)) from None
+    finally:
+        _env_override.reset(mark)

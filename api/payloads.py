@@ -14,6 +14,7 @@ checked before the items are validated, from the validation ``context``
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -22,7 +23,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -62,9 +65,66 @@ def _literal(values: Any) -> Any:
 _STRICT_REQUEST = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-#: A number or code written as in the CSV file (``"1000"``, ``"256"``): parsed and checked by
-#: file ingestion's own code (:func:`credit.ingest.validate_transactions`), with its errors.
-CsvText = Annotated[str, Field(max_length=40)]
+MAX_CSV_TEXT = 40
+
+
+def _csv_text(value: Any, kind: str) -> str:
+    """A field's CSV text (checked later by file ingestion's own parsing), else a type error."""
+    if isinstance(value, str) and len(value) <= MAX_CSV_TEXT:
+        return value
+    raise PydanticCustomError(
+        f"{kind}_type",
+        "Input should be a valid {what} or its text as in the CSV file",
+        {"what": kind},
+    )
+
+
+def _number_or_text(lo: float, hi: float, description: str) -> Any:
+    """A JSON number in [lo, hi], or the CSV file's text for it (``"1000"``): text is parsed and
+    checked exactly as file ingestion parses it, with ingestion's check names."""
+
+    def check(value: Any) -> float | str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise PydanticCustomError("finite_number", "Input should be a finite number")
+            if value < lo:
+                raise PydanticCustomError(
+                    "greater_than_equal",
+                    "Input should be greater than or equal to {ge}",
+                    {"ge": lo},
+                )
+            if value > hi:
+                raise PydanticCustomError(
+                    "less_than_equal", "Input should be less than or equal to {le}", {"le": hi}
+                )
+            return float(value)
+        return _csv_text(value, "number")
+
+    schema = {
+        "anyOf": [
+            {"type": "number", "minimum": lo, "maximum": hi},
+            {"type": "string", "maxLength": MAX_CSV_TEXT},
+        ],
+        "description": description,
+    }
+    return Annotated[float | str, PlainValidator(check), WithJsonSchema(schema)]
+
+
+def _code_or_text(values: Any) -> Any:
+    """One of a closed vocabulary of integers, or the CSV file's text for it (``"256"``)."""
+    allowed = tuple(sorted(values))
+
+    def check(value: Any) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value not in allowed:
+                raise PydanticCustomError(
+                    "literal_error", "Input should be one of {expected}", {"expected": allowed}
+                )
+            return value
+        return _csv_text(value, "int")
+
+    schema = {"anyOf": [{"enum": list(allowed)}, {"type": "string", "maxLength": MAX_CSV_TEXT}]}
+    return Annotated[int | str, PlainValidator(check), WithJsonSchema(schema)]
 
 
 class Transaction(BaseModel):
@@ -82,25 +142,25 @@ class Transaction(BaseModel):
     SubscriptionId: _id("SubscriptionId")
     CustomerId: _id("CustomerId")
     CurrencyCode: _literal(vocab.CURRENCIES)
-    CountryCode: _literal(vocab.COUNTRIES) | CsvText
+    CountryCode: _code_or_text(vocab.COUNTRIES)
     ProviderId: _id("ProviderId")
     ProductId: _id("ProductId")
     ProductCategory: _literal(vocab.PRODUCT_CATEGORIES)
     ChannelId: _literal(vocab.CHANNELS)
-    Amount: Annotated[float, Field(ge=-vocab.MAX_ABS_AMOUNT, le=vocab.MAX_ABS_AMOUNT)] | CsvText = (
-        Field(description="UGX; > 0 a debit (purchase), < 0 a credit into the account")
+    Amount: _number_or_text(
+        -vocab.MAX_ABS_AMOUNT,
+        vocab.MAX_ABS_AMOUNT,
+        "UGX; > 0 a debit (purchase), < 0 a credit into the account",
     )
-    Value: Annotated[float, Field(ge=0, le=vocab.MAX_ABS_AMOUNT)] | CsvText = Field(
-        description="|Amount| plus any fee"
-    )
+    Value: _number_or_text(0, vocab.MAX_ABS_AMOUNT, "|Amount| plus any fee")
     TransactionStartTime: str = Field(
         max_length=40,
         json_schema_extra={"format": "date-time"},
         examples=["2018-11-15T02:18:49Z"],
         description="ISO-8601, parsed as file ingestion parses it (no offset: UTC)",
     )
-    PricingStrategy: _literal(vocab.PRICING_STRATEGIES) | CsvText
-    FraudResult: _literal(vocab.FRAUD_FLAGS) | CsvText
+    PricingStrategy: _code_or_text(vocab.PRICING_STRATEGIES)
+    FraudResult: _code_or_text(vocab.FRAUD_FLAGS)
 
 
 def _no_default(schema: dict[str, Any]) -> None:

@@ -6,7 +6,10 @@ the preprocessing is fitted inside every CV fold and travels with the model:
 * ``logreg``: LogisticRegression on log-compressed, imputed, scaled numerics and one-hot or
   WoE categoricals (the encoding is a grid parameter);
 * ``random_forest``: RandomForestClassifier on imputed numerics and one-hot categoricals;
-* ``hist_gb``: HistGradientBoostingClassifier on the same unscaled matrix.
+* ``hist_gb``: HistGradientBoostingClassifier on the same unscaled matrix;
+* ``scorecard``: the WoE logistic scorecard (:class:`credit.woe_scorecard.WoEScorecard`), a
+  Pipeline with the single step ``clf``: it bins the raw columns itself (optimal monotonic bins,
+  missing and special values in their own bins), selects by IV and scales to points.
 
 Class imbalance: ``class_weight="balanced"`` for logistic regression and the random forest. The
 gradient boosting model is fitted unweighted: in scikit-learn 1.9 any sample weight makes its
@@ -38,8 +41,9 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
 from credit.preprocess import TabularPreprocessor
+from credit.woe_scorecard import WoEScorecard
 
-CANDIDATES = ("logreg", "random_forest", "hist_gb")
+CANDIDATES = ("logreg", "random_forest", "hist_gb", "scorecard")
 GRIDS_PATH = Path(__file__).with_name("grids.toml")
 _CONTROLLER: ThreadpoolController | None = None
 
@@ -103,6 +107,8 @@ def build_pipeline(
             class_weight=None,  # see the module docstring
             random_state=seed,
         )
+    elif name == "scorecard":  # bins the raw columns itself: no prep step
+        return Pipeline([("clf", WoEScorecard(numeric, categorical))])
     else:
         raise ValueError(f"unknown candidate {name!r}; expected one of {CANDIDATES}")
     return Pipeline([("prep", prep), ("clf", clf)])

@@ -1,7 +1,12 @@
-"""Serve both deployments from one process: ``python -m deployments.serve``.
+"""Serve the deployments from one process: ``python -m deployments.serve`` (``make serve``).
 
-``retrain`` runs nightly at 02:00 (``BATI_SCHEDULE_TZ``, default Africa/Addis_Ababa); ``score`` runs
-after every completed ``retrain`` (an event trigger). Needs a Prefect server (``PREFECT_API_URL``).
+``nightly`` runs the night at 02:00 (``BATI_SCHEDULE_TZ``, default Africa/Addis_Ababa): ingest
+what landed -> retrain on the store's window -> score -> monitor. Its source: the parameter
+``config.landing``, else ``BATI_LANDING`` in this process's environment, else the Prefect Variable
+``bati-landing``; a run without one fails at once naming them (the demo only with ``demo: true``).
+``nightly-retrain`` retrains by hand and ``nightly-score`` scores after each of its completed
+runs. Needs a Prefect server (``PREFECT_API_URL``). The work-pool deployments of prefect.yaml have
+other names (``*-pool``), so the two ways never take over each other's deployments.
 """
 
 from __future__ import annotations
@@ -11,32 +16,41 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron
 
 from deployments.schedule import (
-    RETRAIN_CRON,
+    NIGHTLY_CRON,
+    NIGHTLY_DEPLOYMENT,
     RETRAIN_DEPLOYMENT,
     SCORE_DEPLOYMENT,
     schedule_timezone,
     score_after_retrain_trigger,
 )
+from flows.nightly import nightly
 from flows.retrain import retrain
 from flows.score import score
 
 
 def build_deployments() -> list:
-    """The two runner deployments, ready for ``prefect.serve``."""
-    nightly = retrain.to_deployment(
-        name=RETRAIN_DEPLOYMENT,
-        schedule=Cron(RETRAIN_CRON, timezone=schedule_timezone()),
+    """The runner deployments, ready for ``prefect.serve``."""
+    night = nightly.to_deployment(
+        name=NIGHTLY_DEPLOYMENT,
+        schedule=Cron(NIGHTLY_CRON, timezone=schedule_timezone()),
         tags=["bati", "nightly"],
-        description="Nightly retrain: ingest, validate, clean, EDA, features, label, train, "
-        "evaluate, register, promote.",
+        description="The night: ingest new landed files into the transaction store, retrain on "
+        "its rolling window, score, monitor. Source: config.landing, BATI_LANDING or the "
+        "Variable bati-landing.",
+    )
+    retraining = retrain.to_deployment(
+        name=RETRAIN_DEPLOYMENT,
+        tags=["bati"],
+        description="A retrain by hand (config.data: a file, folder or URL#table); the nightly "
+        "deployment retrains every night.",
     )
     scoring = score.to_deployment(
         name=SCORE_DEPLOYMENT,
-        triggers=[DeploymentEventTrigger(**score_after_retrain_trigger())],
+        triggers=[DeploymentEventTrigger(**score_after_retrain_trigger(RETRAIN_DEPLOYMENT))],
         tags=["bati", "nightly"],
         description="Batch-score every customer of the latest feature snapshot with the champion.",
     )
-    return [nightly, scoring]
+    return [night, retraining, scoring]
 
 
 def setup_alerts(deployments: list) -> None:

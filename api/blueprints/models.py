@@ -137,7 +137,7 @@ def champion() -> Response:
 
 
 def _admin_change(state: BatiState, action: str, version: int | None) -> Response:
-    require_admin(state.settings.admin_token)
+    require_admin(state.settings.token())
     body = validate(p.AdminRequest, read_json())
     name = state.settings.model_name
     with registry_errors():

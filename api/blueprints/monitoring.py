@@ -59,7 +59,7 @@ def monitoring() -> Response:
     from registry import read_monitoring
 
     state = get_state()
-    require_admin(state.settings.admin_token)
+    require_admin(state.settings.token())
     raw = request.args.get("limit", str(DEFAULT_HISTORY))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
         raise ApiError(400, "bad_limit", f"limit must be a whole number from 1 to {MAX_HISTORY}")

@@ -74,7 +74,7 @@ def _authorise(run_id: str, file: str) -> None:
     """The bearer token, or a valid signed link (``expires`` and ``sig``)."""
     from credit.report_links import verify
 
-    token = get_state().settings.admin_token
+    token = get_state().settings.token()
     if "sig" in request.args or "expires" in request.args:
         if token is None:
             raise ApiError(403, "admin_disabled", "reports are disabled (no BATI_ADMIN_TOKEN)")

@@ -241,7 +241,7 @@ def test_transaction_rule_failures_name_fields_without_values(
 def test_schema_failures_name_every_bad_field(client: FlaskClient, world: World) -> None:
     cid = world.customers()[0]
     tx = transactions_json(world.raw, cid)
-    broken = dict(tx[0], Amount="1000", ChannelId="ChannelId_9", Secret="s3cr3t-value")
+    broken = dict(tx[0], Amount=[1000], ChannelId="ChannelId_9", Secret="s3cr3t-value")
     del broken["BatchId"]
     err = assert_error(
         client.post("/v1/score", json={"customer_id": cid, "transactions": [broken]}), 422
@@ -793,7 +793,7 @@ def test_settings_from_environment() -> None:
         "BATI_MAX_TRANSACTIONS": "7",
     }
     s = load_settings(env=env)
-    assert (s.db_url, s.model_name, s.admin_token, s.reload_seconds) == (
+    assert (s.db_url, s.model_name, s.token(), s.reload_seconds) == (
         "sqlite:///x.db",
         "m",
         "t" * 32,
@@ -802,7 +802,11 @@ def test_settings_from_environment() -> None:
     assert (s.max_batch, s.max_body_bytes, s.max_transactions) == (10, 2048, 7)
     assert load_settings({"max_batch": 3}, env=env).max_batch == 3
     defaults = load_settings(env={})
-    assert defaults == Settings() and defaults.reload_seconds == 30 and defaults.max_batch == 1000
+    assert defaults == Settings.model_construct()  # every field at its declared default
+    assert defaults.reload_seconds == 30 and defaults.max_batch == 1000
+    assert type(s.admin_token).__name__ == "SecretStr" and "t" * 32 not in str(s.model_dump())
+    # Only the documented variables are read: BATI_START_BACKGROUND is not a setting.
+    assert load_settings(env={"BATI_START_BACKGROUND": "0"}).start_background is True
     assert defaults.admin_token is None and "admin_token" not in defaults.public()
     with pytest.raises(ValueError, match="BATI_MAX_BATCH"):
         load_settings(env={"BATI_MAX_BATCH": "many"})

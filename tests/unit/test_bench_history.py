@@ -37,3 +37,21 @@ def test_records_accumulate_and_the_table_compares_with_the_previous(tmp_path):
     assert "-1.00 s (-25%)" in lines[2] and "| 1.50 |" in lines[2]
     assert table_lines([_run(3.0)], [], {})[2].endswith("new |")
     assert "vs previous" not in table_lines([_run(3.0)], [])[0]
+
+
+def test_markdown_names_both_commits():
+    from bench.__main__ import markdown
+
+    info = {"cpu": "x", "cores": 2, "memory_gib": 4, "python": "3.11", "os": "L", "date": "d"}
+    run = {**_run(3.0), "seconds": 9.0, "load_before": [1, 1, 1], "load_after": [1, 1, 1]}
+    git = {"commit": "abc", "short": "abc", "dirty": True}
+    previous = {
+        "git": {"short": "def", "dirty": False},
+        "machine": {"date": "then"},
+        "runs": [_run(4.0)],
+        "extras": [],
+    }
+    text = markdown(info, [run], [], [], previous, git)
+    assert "Commit abc with uncommitted changes" in text and "commit def" in text
+    assert "-1.00 s (-25%)" in text
+    assert "nothing to compare with" in markdown(info, [run], [], [], None, git)

@@ -12,15 +12,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_prefect_yaml_schedule_agrees_with_schedule_py():
-    from deployments.schedule import DEFAULT_TIMEZONE, RETRAIN_CRON, RETRAIN_DEPLOYMENT
+    from deployments import schedule as s
 
     doc = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in doc["deployments"]}
-    assert set(by_name) == {RETRAIN_DEPLOYMENT, "nightly-score"}
-    (schedule,) = by_name[RETRAIN_DEPLOYMENT]["schedules"]
-    assert schedule["cron"] == RETRAIN_CRON
-    assert schedule["timezone"] == DEFAULT_TIMEZONE
-    assert by_name[RETRAIN_DEPLOYMENT]["entrypoint"] == "flows/retrain.py:retrain"
+    pool = (s.NIGHTLY_POOL_DEPLOYMENT, s.RETRAIN_POOL_DEPLOYMENT, s.SCORE_POOL_DEPLOYMENT)
+    assert set(by_name) == set(pool)  # never the served names: no take-over either way
+    (schedule,) = by_name[s.NIGHTLY_POOL_DEPLOYMENT]["schedules"]
+    assert schedule["cron"] == s.NIGHTLY_CRON
+    assert schedule["timezone"] == s.DEFAULT_TIMEZONE
+    assert by_name[s.NIGHTLY_POOL_DEPLOYMENT]["entrypoint"] == "flows/nightly.py:nightly"
+    assert "schedules" not in by_name[s.RETRAIN_POOL_DEPLOYMENT]  # the night retrains
+    (trigger,) = by_name[s.SCORE_POOL_DEPLOYMENT]["triggers"]
+    expected = s.score_after_retrain_trigger(s.RETRAIN_POOL_DEPLOYMENT)
+    for key in ("name", "expect", "match", "match_related", "posture", "threshold"):
+        assert trigger[key] == expected[key], key
 
 
 def test_the_registry_default_database_honours_bati_var_dir(monkeypatch, tmp_path):

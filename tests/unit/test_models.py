@@ -26,6 +26,7 @@ TINY = {
     "logreg": {"clf__C": [0.1, 1.0], "prep__encoding": ["onehot", "woe"]},
     "random_forest": {"clf__max_depth": [4, 8], "clf__n_estimators": [40]},
     "hist_gb": {"clf__max_leaf_nodes": [7, 15], "clf__max_iter": [30]},
+    "scorecard": {"clf__C": [1.0]},
 }
 
 
@@ -55,13 +56,15 @@ def test_load_grids_rejects_bad_config(tmp_path):
     bad.write_text("[logreg]\nclf__C = [1.0]\n")
     with pytest.raises(ValueError, match="lacks sections"):
         load_grids(bad)
-    bad.write_text("[logreg]\nclf__C = []\n[random_forest]\n[hist_gb]\n")
+    bad.write_text("[logreg]\nclf__C = []\n[random_forest]\n[hist_gb]\n[scorecard]\n")
     with pytest.raises(ValueError, match="non-empty list"):
         load_grids(bad)
 
 
 def test_build_pipeline_steps_and_class_weights():
-    for name in CANDIDATES:
+    card = build_pipeline("scorecard", ["a"], ["b"]).named_steps["clf"]
+    assert (list(card.numeric), list(card.categorical)) == (["a"], ["b"])
+    for name in (c for c in CANDIDATES if c != "scorecard"):
         pipe = build_pipeline(name, ["a"], ["b"], seed=3)
         assert [s for s, _ in pipe.steps] == ["prep", "clf"]
         assert isinstance(pipe.named_steps["prep"], TabularPreprocessor)
