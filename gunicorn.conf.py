@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 from api.config import load_settings
-from api.logs import logconfig as _json_logconfig
 from schemas.defaults import var_path
 
 try:
@@ -62,8 +61,15 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms rid=%({x-request-id
 # the machine, so two servers (tests, bench) would collide; the API needs none.
 control_socket_disable = True
 loglevel = os.environ.get("BATI_API_LOGLEVEL", "info")
-# JSON lines for gunicorn's own loggers and the app's ("api", "registry", "credit").
-logconfig_dict = _json_logconfig(loglevel)
+# JSON lines for gunicorn's own loggers (error and access logs, wherever they go).
+logger_class = "api.logs.GunicornJsonLogger"
+
+
+def post_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """Send the app's loggers ("api", "registry", "credit") to gunicorn's error log (JSON)."""
+    from api.logs import attach_app_loggers
+
+    attach_app_loggers()
 
 
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature

@@ -4,8 +4,11 @@ Production: ``gunicorn "api:create_app()"`` (settings in ``gunicorn.conf.py`` at
 root). Development: ``flask --app api run``. Configuration comes from the environment
 (``BATI_DB_URL``, ``BATI_MODEL_NAME``, ``BATI_ADMIN_TOKEN``, ``BATI_RELOAD_SECONDS``,
 ``BATI_MAX_BATCH``, ``BATI_MAX_BODY_BYTES``, ``BATI_MAX_TRANSACTIONS``,
-``BATI_REQUEST_TIMEOUT_SECONDS``; see
-:mod:`api.config`), overridden by the dict given to :func:`create_app`.
+``BATI_REQUEST_TIMEOUT_SECONDS``, ``BATI_RUNS_DIR``, ``BATI_LOG_QUEUE_SIZE``,
+``BATI_LOG_FLUSH_SECONDS``; see :mod:`api.config`, pydantic-settings), overridden by the dict
+given to :func:`create_app`. ``bati-api`` (:mod:`api.serve`) runs gunicorn with the project's
+``gunicorn.conf.py``: JSON log lines (:mod:`api.logs`), Prometheus metrics summed over the
+workers at ``/metrics`` (:mod:`api.metrics`).
 
 Importing the package is cheap (``gunicorn.conf.py`` validates the settings with it in the
 master); the app's modules are imported by :func:`create_app`.

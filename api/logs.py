@@ -6,8 +6,9 @@ of each request (logger ``api.access``) adds ``request_id`` (the server's own id
 ``duration_ms``. Messages are written by this code and never quote customer values, request
 bodies or tokens; an exception adds its type and stack (``exc_type``, ``stack``), not its text.
 
-``gunicorn.conf.py`` installs :data:`LOGCONFIG` (gunicorn's own lines included); elsewhere
-:func:`install` puts the formatter on the app's loggers.
+``gunicorn.conf.py`` sets ``logger_class`` to :class:`GunicornJsonLogger` (gunicorn's own
+lines, access log included, wherever they are configured to go) and sends the app's loggers to
+the same handlers (:func:`attach_app_loggers`); elsewhere :func:`install` does it on stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import traceback
 from datetime import UTC, datetime
 from typing import Any
+
+from gunicorn import glogging
 
 #: Extra fields a record may carry into its JSON line (``log.info(..., extra={...})``).
 FIELDS = ("request_id", "route", "method", "status", "duration_ms", "pid")
@@ -44,26 +47,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-def _config(level: str) -> dict[str, Any]:
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
-    app = {"handlers": ["json"], "level": level.upper(), "propagate": False}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "api.logs.JsonFormatter"}},
-        "handlers": {"json": handler, "console": handler, "error_console": handler},
-        "root": {"level": level.upper(), "handlers": ["json"]},
-        "loggers": {
-            "gunicorn.error": dict(app),
-            "gunicorn.access": dict(app),
-            **{name: dict(app) for name in APP_LOGGERS},
-        },
-    }
+class GunicornJsonLogger(glogging.Logger):
+    """gunicorn's logger with every handler it sets up (error log, access log, files or
+    stderr, as configured) writing :class:`JsonFormatter` lines (``logger_class`` setting)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
 
 
-def logconfig(level: str = "info") -> dict[str, Any]:
-    """gunicorn's ``logconfig_dict``: every logger of the server as JSON lines on stderr."""
-    return _config(level)
+def attach_app_loggers() -> None:
+    """Send the app's loggers to gunicorn's error log handlers (JSON lines), in a worker."""
+    error_log = logging.getLogger("gunicorn.error")
+    for name in APP_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = list(error_log.handlers)
+        logger.setLevel(error_log.level)
+        logger.propagate = False
 
 
 def install(level: int = logging.INFO) -> None:

@@ -144,6 +144,9 @@ class MemorySampler:
             if (start is None or t >= start - self.interval)
             and (end is None or t <= end + self.interval)
         ]
+        if not values:  # a stage shorter than the sampling interval: the nearest sample
+            earlier = [m for t, m in self.samples if end is None or t <= end + self.interval]
+            values = earlier[-1:] or [m for _, m in self.samples[:1]]
         return round(max(values), 1) if values else float("nan")
 
 
@@ -236,7 +239,7 @@ def _row(
         "unit": unit,
         "seconds": round(seconds, 2),
         "rows_per_s": round(rows / seconds) if seconds > 0 else None,
-        "peak_mib": round(peak),
+        "peak_mib": None if math.isnan(peak) else round(peak),
         **extra,
     }
 

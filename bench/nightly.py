@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from feed import ingest_new, open_store
-    from flows.nightly import window_frame
+    from flows.nightly import write_window
 
     work = OUT / "nightly"
     work.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = ["--candidates", args.candidates] if args.candidates else []
         days = 90  # the default observation + performance days
         window = work / "window.parquet"
-        window_frame(str(work / "store-ingest"), days).to_parquet(window, index=False)
+        write_window(str(work / "store-ingest"), days, window)
         nightly_store = link_copy(cached, work / "store-night")
         night_s, summary = timed_cli(
             "flows.nightly",

@@ -125,6 +125,12 @@ class TransactionStore(ABC):
     ) -> pd.DataFrame:
         """Stored transactions with ``start <= time < end``, sorted by time (canonical)."""
 
+    def read_table(
+        self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+    ) -> pa.Table:
+        """:meth:`read` as an Arrow table (the store's columns; order not guaranteed)."""
+        return pa.Table.from_pandas(self.read(start, end), preserve_index=False)
+
     @abstractmethod
     def count(self) -> int:
         """Rows stored."""
@@ -211,9 +217,16 @@ class ParquetStore(TransactionStore):
     def read(
         self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
     ) -> pd.DataFrame:
+        frame = self.read_table(start, end).to_pandas()
+        return canonical(frame).sort_values(TIME_COLUMN, kind="stable", ignore_index=True)
+
+    def read_table(
+        self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+    ) -> pa.Table:
         dataset = self._dataset()
         if dataset is None:
-            return canonical(pd.DataFrame(columns=list(STORE_COLUMNS)))
+            empty = canonical(pd.DataFrame(columns=list(STORE_COLUMNS)))
+            return pa.Table.from_pandas(empty, preserve_index=False)
         cond = None
         for bound, op in ((start, "ge"), (end, "lt")):
             if bound is None:
@@ -228,9 +241,7 @@ class ParquetStore(TransactionStore):
             )
             test = part & time
             cond = test if cond is None else cond & test
-        table = dataset.to_table(columns=list(STORE_COLUMNS), filter=cond)
-        frame = table.to_pandas()
-        return canonical(frame).sort_values(TIME_COLUMN, kind="stable", ignore_index=True)
+        return dataset.to_table(columns=list(STORE_COLUMNS), filter=cond)
 
     def count(self) -> int:
         dataset = self._dataset()

@@ -31,8 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -222,36 +224,39 @@ def ingest_night(
     return night.to_dict()
 
 
-def window_frame(store_url: str, days: int) -> pd.DataFrame:
-    """The store's last ``days`` days (ending at its newest transaction) as raw columns."""
+def write_window(store_url: str, days: int, path: Path) -> dict[str, Any]:
+    """The store's last ``days`` days (ending at its newest transaction) as one Parquet file of
+    raw columns at ``path``, in time order; the same stored rows give the same bytes (sha256)."""
     store = open_store(store_url)
     newest = store.newest()
     if newest is None:
-        return pd.DataFrame()
-    tx = store.read(start=newest - pd.Timedelta(days=days))
+        return {"rows": 0}
+    table = store.read_table(start=newest - pd.Timedelta(days=days))
     # Stored rows are cleaned: the constant currency and country come back for the raw schema.
     (currency,) = vocab.CURRENCIES
     (country,) = vocab.COUNTRIES
-    tx = tx.assign(CurrencyCode=currency, CountryCode=country)
-    tx = tx.sort_values([TIME_COLUMN, "TransactionId"], kind="stable", ignore_index=True)
-    return tx.loc[:, list(vocab.RAW_COLUMNS)]
+    n = table.num_rows
+    table = table.append_column("CurrencyCode", pa.array(np.full(n, currency, dtype=object)))
+    table = table.append_column("CountryCode", pa.array(np.full(n, country, dtype=np.int64)))
+    # A stable sort on time: ties keep the store's (fixed) part order, so no string sort.
+    table = table.take(pc.sort_indices(table, sort_keys=[(TIME_COLUMN, "ascending")]))
+    table = table.select(list(vocab.RAW_COLUMNS))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    times = table.column(TIME_COLUMN)
+    return {
+        "path": str(path),
+        "rows": n,
+        "start": pd.Timestamp(times[0].as_py()).isoformat(),
+        "end": pd.Timestamp(times[-1].as_py()).isoformat(),
+        "fingerprint": fingerprint_file(path),
+    }
 
 
 @task(name="rolling-window", cache_policy=NO_CACHE)
 def rolling_window(store_url: str, days: int, path: Path) -> dict[str, Any]:
-    """Write the window to ``path`` (deterministic Parquet: same rows, same sha256)."""
-    tx = window_frame(store_url, days)
-    if tx.empty:
-        return {"rows": 0}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), path)
-    return {
-        "path": str(path),
-        "rows": len(tx),
-        "start": tx[TIME_COLUMN].iloc[0].isoformat(),
-        "end": tx[TIME_COLUMN].iloc[-1].isoformat(),
-        "fingerprint": fingerprint_file(path),
-    }
+    """Write the training window to ``path`` (:func:`write_window`)."""
+    return write_window(store_url, days, path)
 
 
 def latest_trained(db_url: str | None, model_name: str) -> tuple[int, str] | None:

@@ -145,17 +145,18 @@ def score(
             as_of=as_of,
             snapshot_id=None if snapshot_id is None else int(snapshot_id),
         )
-    _publish_distribution(scores)
-    bands = scores["band"].value_counts().sort_index().to_dict() if len(scores) else {}
-    logger.info(
-        "scored %d customers with %s v%d in %.2f s; bands %s",
-        len(scores),
-        model_name,
-        info.version,
-        seconds,
-        bands,
-    )
-    monitored = _monitor_after(db_url, model_name) if monitor else None
+        _publish_distribution(scores)
+        bands = scores["band"].value_counts().sort_index().to_dict() if len(scores) else {}
+        logger.info(
+            "scored %d customers with %s v%d in %.2f s; bands %s",
+            len(scores),
+            model_name,
+            info.version,
+            seconds,
+            bands,
+        )
+        # inside the block: the monitor subflow shares this run's registry handle
+        monitored = _monitor_after(db_url, model_name) if monitor else None
     return {
         "flow_run_id": run_id,
         "monitor": monitored,

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from schemas.defaults import DB_URL_ENV
@@ -26,6 +27,11 @@ DB_URL_SECRET_ENV = "BATI_DB_URL_SECRET"
 _Key = tuple[str | None, str]
 _handles: dict[_Key, Registry] = {}
 _lock = threading.Lock()
+#: The handles open in the enclosing flows (a subflow, e.g. ``monitor`` inside ``score``,
+#: shares its parent's handle on the same URL instead of opening another).
+_enclosing: ContextVar[dict[str, Registry] | None] = ContextVar(
+    "bati_registry_handles", default=None
+)
 
 
 def database_url(db_url: str | None = None) -> str:
@@ -55,16 +61,28 @@ def open_registry(db_url: str | None) -> Iterator[Registry]:
     from registry import Registry
 
     key = _key(db_url)
+    parent = (_enclosing.get() or {}).get(key[1])
     with _lock:
         outer = _handles.get(key)
-        if outer is None:
+        if outer is None and parent is not None and not parent.closed:
+            _handles[key] = parent  # a subflow: its tasks find the parent's handle
+        elif outer is None:
             handle = _handles[key] = Registry(database_url(db_url))
     if outer is not None:  # nested use in the same run: the outer block closes it
         yield outer
         return
+    if parent is not None and not parent.closed:
+        try:
+            yield parent
+        finally:
+            with _lock:
+                _handles.pop(key, None)  # the parent flow closes it
+        return
+    token = _enclosing.set({**(_enclosing.get() or {}), key[1]: handle})
     try:
         yield handle
     finally:
+        _enclosing.reset(token)
         with _lock:
             _handles.pop(key, None)
         handle.close()
