@@ -234,6 +234,9 @@ def _per_distinct(col: pd.Series, convert: Any) -> np.ndarray:
 
 def _insert_rows(conn: Connection, table: Any, frame: pd.DataFrame) -> None:
     """``executemany`` of plain tuples (the dialect's own datetime binding), caller's tx."""
+    unknown = [c for c in frame.columns if c not in table.c]
+    if unknown:  # column names reach the SQL text: only the table's own are allowed
+        raise ValueError(f"{table.name} has no columns {unknown}")
     columns = []
     for name in frame.columns:
         col = frame[name]

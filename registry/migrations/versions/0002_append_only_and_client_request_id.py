@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from registry.migrations.guards import create_guards, drop_guards
+
 revision: str = "0002_append_only"
 down_revision: str | Sequence[str] | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
@@ -55,37 +57,11 @@ def upgrade() -> None:
     """Add ``prediction_log.client_request_id`` and the DELETE/TRUNCATE guards."""
     op.add_column("prediction_log", sa.Column("client_request_id", sa.String(128), nullable=True))
     op.create_index("ix_prediction_log_client_request_id", "prediction_log", ["client_request_id"])
-    dialect = op.get_bind().dialect.name
-    for trigger, table, event, message in GUARDS:
-        if dialect == "sqlite":
-            op.execute(
-                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
-            )
-        elif dialect == "postgresql":
-            # bati_refuse_update (revision 0001) raises its argument as restrict_violation.
-            op.execute(
-                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW "
-                f"EXECUTE FUNCTION bati_refuse_update('{message}')"
-            )
-    if dialect == "postgresql":
-        for table in NO_TRUNCATE:
-            op.execute(
-                f"CREATE TRIGGER trg_{table}_no_truncate BEFORE TRUNCATE ON {table} "
-                f"FOR EACH STATEMENT EXECUTE FUNCTION bati_refuse_update('{table} are kept')"
-            )
+    create_guards(op.get_bind().dialect.name, GUARDS, NO_TRUNCATE)
 
 
 def downgrade() -> None:
     """Drop the guards and the column."""
-    dialect = op.get_bind().dialect.name
-    guards = [(trigger, table) for trigger, table, _, _ in GUARDS]
-    if dialect == "postgresql":
-        guards += [(f"trg_{table}_no_truncate", table) for table in NO_TRUNCATE]
-    for trigger, table in guards:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
-        elif dialect == "sqlite":
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    drop_guards(op.get_bind().dialect.name, GUARDS, NO_TRUNCATE)
     op.drop_index("ix_prediction_log_client_request_id", table_name="prediction_log")
     op.drop_column("prediction_log", "client_request_id")

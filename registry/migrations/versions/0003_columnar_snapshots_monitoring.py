@@ -23,6 +23,8 @@ import pandas as pd
 import sqlalchemy as sa
 from alembic import op
 
+from registry.migrations.guards import create_guards, drop_guards
+
 revision: str = "0003_columnar_monitoring"
 down_revision: str | Sequence[str] | None = "0002_append_only"
 branch_labels: str | Sequence[str] | None = None
@@ -193,34 +195,11 @@ def upgrade() -> None:
 
 
 def _create_guards(dialect: str) -> None:
-    for trigger, table, event, message in GUARDS:
-        if dialect == "sqlite":
-            op.execute(
-                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
-            )
-        elif dialect == "postgresql":
-            op.execute(
-                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW "
-                f"EXECUTE FUNCTION bati_refuse_update('{message}')"
-            )
-    if dialect == "postgresql":
-        for table in NO_TRUNCATE:
-            op.execute(
-                f"CREATE TRIGGER trg_{table}_no_truncate BEFORE TRUNCATE ON {table} "
-                f"FOR EACH STATEMENT EXECUTE FUNCTION bati_refuse_update('{table} are kept')"
-            )
+    create_guards(dialect, GUARDS, NO_TRUNCATE)
 
 
 def _drop_guards(dialect: str) -> None:
-    guards = [(trigger, table) for trigger, table, _, _ in GUARDS]
-    if dialect == "postgresql":
-        guards += [(f"trg_{table}_no_truncate", table) for table in NO_TRUNCATE]
-    for trigger, table in guards:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
-        elif dialect == "sqlite":
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    drop_guards(dialect, GUARDS, NO_TRUNCATE)
 
 
 def _convert_json_snapshots() -> None:
