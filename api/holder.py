@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from api import metrics
 from api.payloads import ScoreResult
+from registry.ops import plain_json
 
 log = logging.getLogger("api.holder")
 
@@ -53,25 +53,18 @@ def utc_iso(value: Any) -> str | None:
     return ts.isoformat()
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars unwrapped, NaN/inf -> ``None``, containers recursed."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
+def _api_leaf(value: Any) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, datetime | pd.Timestamp):
         return utc_iso(value)
     return str(value)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values (:func:`registry.ops.plain_json`): numpy scalars unwrapped, NaN/inf and
+    pandas' missing markers -> ``None``, times as UTC ISO text, containers recursed."""
+    return plain_json(value, _api_leaf)
 
 
 def _reason(item: Mapping[str, Any]) -> dict[str, Any]:

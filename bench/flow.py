@@ -44,8 +44,8 @@ DEMO_ROWS = 95_662
 REAL_RATIO = 3_742 / 95_662
 PART_ROWS = 1_000_000
 SLICE_ROWS = 10_000_000
-FLOW_TARGETS = {DEMO_ROWS: 90.0, 10_000_000: 600.0}
-PEAK_TARGETS_MIB = {10_000_000: 8 * 1024, 50_000_000: 4 * 1024}
+FLOW_TARGETS = {DEMO_ROWS: 25.0, 10_000_000: 300.0}  # issue 16, items 1 and 4
+PEAK_TARGETS_MIB = {10_000_000: 4 * 1024, 50_000_000: 4 * 1024}
 OVERHEAD_TARGET = 0.15
 
 # stage name -> task-run name prefixes (matched in order; the first match wins)

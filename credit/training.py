@@ -23,9 +23,10 @@ from credit.features import FEATURE_VERSION
 from credit.ingest import IngestReport
 from credit.label import TrainingTable
 from credit.models import SearchResult
-from credit.scoring import CreditRiskModel
+from credit.scoring import CreditRiskModel, scorecard_estimator
 
 METRIC_KEYS = ("roc_auc", "ks", "brier", "accuracy", "precision", "recall", "f1")
+CALIBRATIONS = ("sigmoid", "isotonic")
 
 
 @dataclass
@@ -67,7 +68,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        return _plain(value.item())
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -93,11 +94,15 @@ def finalize_candidate(
     n_jobs: int | None = None,
     importance_repeats: int = 5,
 ) -> CandidateOutcome:
-    """Calibrate if it lowers validation Brier, then evaluate once on the held-out test split."""
+    """Calibrate if it lowers validation Brier (never a WoE scorecard: its PD is the sum of its
+    points), then evaluate once on the held-out test split."""
     t0 = time.perf_counter()
     X_train, y_train = split.X_train, split.y_train
+    # a scorecard is never calibrated: its PD must stay the sum of its points (and its reason
+    # codes the points lost); the threshold is still chosen on validation data
+    methods = () if scorecard_estimator(search.best_estimator) is not None else CALIBRATIONS
     fitted, calibration = calibrate_if_better(
-        search.best_estimator, X_train, y_train, seed=seed, n_jobs=n_jobs
+        search.best_estimator, X_train, y_train, seed=seed, n_jobs=n_jobs, methods=methods
     )
     threshold = float(calibration["threshold"])
     model = CreditRiskModel.from_search(fitted, X_train, y_train, threshold, model_name=model_name)
@@ -122,6 +127,13 @@ def finalize_candidate(
         evaluation=evaluation,
         seconds=time.perf_counter() - t0,
     )
+
+
+def points_records(model: CreditRiskModel) -> list[dict[str, Any]] | None:
+    """The model's scorecard points table as JSON-safe records (NaN as None), or None when it
+    is not a WoE scorecard."""
+    table = model.points_table()
+    return None if table is None else _plain(table.to_dict("records"))
 
 
 def select_best(outcomes: list[CandidateOutcome]) -> CandidateOutcome:

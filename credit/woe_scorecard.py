@@ -213,10 +213,12 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
                 kept.append(j)
         return [self.selected_[j] for j in kept]
 
-    def _prepare(self, frame: pd.DataFrame, *, fitting: bool) -> pd.DataFrame:
-        """The model columns by name: numeric ones float64, the others str objects (NaN
-        missing). Fitting records them in ``kinds_`` (``numeric``/``categorical`` when given,
-        else every column by its dtype)."""
+    def _prepare(
+        self, frame: pd.DataFrame, *, fitting: bool, only: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The model columns by name (``only`` these, once every one is checked present):
+        numeric ones float64, the others str objects (NaN missing). Fitting records them in
+        ``kinds_`` (``numeric``/``categorical`` when given, else every column by its dtype)."""
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         if fitting:
             numeric, categorical = list(self.numeric), list(self.categorical)
@@ -233,8 +235,8 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         if absent:
             raise ValueError(f"X lacks the model columns {absent[:10]}")
         out = {}
-        for c, kind in self.kinds_.items():
-            if kind == "numeric":
+        for c in self.kinds_ if only is None else only:
+            if self.kinds_[c] == "numeric":
                 out[c] = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
             else:
                 out[c] = to_str_object(frame[c].to_numpy(dtype=object))
@@ -317,8 +319,10 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
             # named input: the model columns are selected by name (extra columns are fine, as
             # in a ColumnTransformer), so a model fitted on a wide table scores its own columns
-            return self._prepare(X, fitting=False)
-        return self._prepare(validate_frame(self, X, reset=False), fitting=False)
+            return self._prepare(X, fitting=False, only=self.selected_)
+        return self._prepare(
+            validate_frame(self, X, reset=False), fitting=False, only=self.selected_
+        )
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -405,44 +409,72 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         ``text``: the keys of :func:`credit.reasons.top_reasons` plus the bin details.
         """
         data = self._data(X)
-        points = self._lookup(data, self._unseen_points())
-        best = {}
-        for name in self.selected_:
-            seen = [i for i, n in enumerate(self.bins_[name]["count"]) if n > 0]
-            i_best = max(seen, key=lambda i: self.points_[name][i])
-            best[name] = (self.bins_[name]["labels"][i_best], self.points_[name][i_best])
-        best_points = np.array([best[c][1] for c in self.selected_])
+        unseen = self._unseen_points()
+        names = list(self.selected_)
+        index = np.column_stack([self._bin_index(data, c) for c in names])  # (n, features)
+        width = 1 + max(len(unseen[c]) for c in names)  # bins + unseen, per feature
+        best = [self._best_bin(c) for c in names]
+        points = np.column_stack([np.asarray(unseen[c])[index[:, j]] for j, c in enumerate(names)])
+        best_points = np.array([b[1] for b in best])
         lost = best_points[None, :] - points
         k = min(top, lost.shape[1])
         order = np.argsort(-lost, axis=1, kind="stable")[:, :k]
-        labels = {c: self.bins_[c]["labels"] for c in self.selected_}
-        index = {c: self._bin_index(data, c) for c in self.selected_}
-        out: list[list[dict[str, Any]]] = []
-        for i in range(len(data)):
-            reasons = []
-            for j in order[i]:
-                if lost[i, j] <= 1e-9:
-                    continue
-                name = self.selected_[j]
-                b = int(index[name][i])
-                label = labels[name][b] if b >= 0 else "unseen level"
-                value = data[name].iloc[i]
-                value = None if pd.isna(value) else value
-                value = float(value) if isinstance(value, np.floating) else value
-                reasons.append(
-                    {
-                        "feature": name,
-                        "value": value,
-                        "reference": best[name][0],
-                        "bin": label,
-                        "points": float(points[i, j]),
-                        "best_bin": best[name][0],
-                        "best_points": float(best[name][1]),
-                        "points_lost": float(lost[i, j]),
-                        "impact": float(lost[i, j]),
-                        "text": f"{humanise(name)} in {label}: {lost[i, j]:.0f} points below "
-                        f"the best bin {best[name][0]}",
-                    }
-                )
-            out.append(reasons)
-        return out
+        chosen_bin = np.take_along_axis(index, order, axis=1)
+        code = np.where(
+            np.take_along_axis(lost, order, axis=1) > 1e-9, order * width + chosen_bin + 1, -1
+        )
+        # every (feature, bin) reason is the same but for the customer's value: one template
+        # per code present (code -1, no points lost, sorts last and gives no reason)
+        templates = np.full(len(names) * width + 1, None, dtype=object)
+        for c in np.unique(code[code >= 0]).tolist():
+            j = c // width
+            templates[c] = _reason_template(
+                names[j], self.bins_[names[j]]["labels"], c % width - 1, unseen, best[j]
+            )
+        values = np.column_stack([_plain_values(data[c].to_numpy()) for c in names])
+        chosen = np.take_along_axis(values, order, axis=1).tolist()
+        return [
+            [{**t, "value": v} for t, v in zip(ts, vs, strict=True) if t is not None]
+            for ts, vs in zip(templates[code].tolist(), chosen, strict=True)
+        ]
+
+    def _best_bin(self, name: str) -> tuple[str, float]:
+        """Label and points of the feature's best bin among those seen in fitting."""
+        seen = [i for i, n in enumerate(self.bins_[name]["count"]) if n > 0]
+        i_best = max(seen, key=lambda i: self.points_[name][i])
+        return self.bins_[name]["labels"][i_best], self.points_[name][i_best]
+
+
+def _reason_template(
+    name: str,
+    labels: list[str],
+    b: int,
+    unseen: dict[str, list[float]],
+    best: tuple[str, float],
+) -> dict[str, Any]:
+    """The reason of a customer in bin ``b`` of ``name`` (-1: an unseen level), value unset."""
+    label = labels[b] if b >= 0 else "unseen level"
+    best_label, best_points = best
+    points = float(unseen[name][b])
+    lost = float(best_points - points)
+    return {
+        "feature": name,
+        "value": None,
+        "reference": best_label,
+        "bin": label,
+        "points": points,
+        "best_bin": best_label,
+        "best_points": float(best_points),
+        "points_lost": lost,
+        "impact": lost,
+        "text": f"{humanise(name)} in {label}: {lost:.0f} points below the best bin {best_label}",
+    }
+
+
+def _plain_values(values: np.ndarray) -> np.ndarray:
+    """JSON-friendly python values (an object array): floats or str, None where missing."""
+    out = values.astype(object)
+    if values.dtype.kind != "f":
+        out = np.array([float(v) if isinstance(v, np.floating) else v for v in out], object)
+    out[pd.isna(values)] = None
+    return out

@@ -1,10 +1,11 @@
 """The fan-out of the retrain flow: train x N (concurrent grid searches) -> evaluate x N ->
 permutation importance of the chosen candidate.
 
-Cores: the N concurrent searches share ONE pool of ``n_jobs`` worker processes (joblib's
-process-wide loky executor, default one per core), so N searches on a 2-core machine run 2 fits
-at a time, not 2N; inside each worker BLAS/OpenMP use one thread (joblib's inner limit), and in
-this process refits and evaluation run single-threaded (:func:`credit.models.single_threaded`).
+Cores: the N concurrent searches and the calibration folds share ONE pool of ``n_jobs`` worker
+processes (joblib's process-wide loky executor, default one per core), so N searches on a 2-core
+machine run 2 fits at a time, not 2N; inside each worker BLAS/OpenMP use one thread (joblib's
+inner limit), and in this process refits and evaluation run single-threaded
+(:func:`credit.models.single_threaded`).
 """
 
 from __future__ import annotations
@@ -115,9 +116,7 @@ def train_and_evaluate(
             model_name=training.model_name,
             out_dir=out_dir / "evaluation",
             seed=config.seed,
-            # calibration folds run in the evaluating thread, leaving the pool to the searches
-            # (the last search to finish decides when the chosen model's importance can start)
-            n_jobs=config.n_jobs,
+            n_jobs=n_jobs,  # calibration folds go to the same pool (no OpenMP threads here)
             importance_repeats=0,  # once, below, for the chosen candidate
             importance_max_rows=config.importance_max_rows,
             refit=not X_fit.index.equals(X_search.index),

@@ -168,11 +168,12 @@ def cli_main(
     description: str,
     precheck: Callable[[M], str | None] = lambda config: None,
 ) -> int:
-    """``python -m flows.<flow_name>``: parse the options into ``model``, run, report."""
+    """``python -m flows.<flow_name>``: parse the options into ``model``, run, report.
+
+    ``description`` is the flow module's docstring; its first line is the ``--help`` summary."""
+    summary = description.strip().split("\n")[0]
     try:
-        config = parse_config(
-            model, argv, prog=f"python -m flows.{flow_name}", description=description
-        )
+        config = parse_config(model, argv, prog=f"python -m flows.{flow_name}", description=summary)
     except ValueError as exc:
         print(f"error: invalid arguments: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2

@@ -96,6 +96,11 @@ def _db_url_field() -> Any:
     )
 
 
+def _gate_field(default: float, description: str) -> Any:
+    """A promotion-gate tolerance: non-negative, its help text prefixed "promotion gate:"."""
+    return Field(default, ge=0, description=f"promotion gate: {description}")
+
+
 class _MaskedConfig(BaseModel):
     """Serialises (``mode="json"``: Prefect's parameters, artifacts) with URL passwords masked."""
 
@@ -187,26 +192,20 @@ class RetrainConfig(_MaskedConfig):
     importance_max_rows: int | None = Field(
         2_000, ge=100, description="test customers permutation importance uses"
     )
-    gate_max_input_psi: float = Field(
+    gate_max_input_psi: float = _gate_field(
         gates.MAX_INPUT_PSI,
-        ge=0,
-        description="promotion gate: PSI of a training input against the champion's reference "
-        "above which (on an input with IV >= gate_min_iv) the challenger is held for approval",
+        "PSI of a training input against the champion's reference above which (on an input "
+        "with IV >= gate_min_iv) the challenger is held for approval",
     )
-    gate_min_iv: float = Field(
-        gates.MIN_IV, ge=0, description="promotion gate: IV from which an input counts"
-    )
-    gate_max_score_psi: float = Field(
+    gate_min_iv: float = _gate_field(gates.MIN_IV, "IV from which an input counts")
+    gate_max_score_psi: float = _gate_field(
         gates.MAX_SCORE_PSI,
-        ge=0,
-        description="promotion gate: PSI of the challenger's scores on the champion's reference "
-        "holdout against the champion's, above which it is held",
+        "PSI of the challenger's scores on the champion's reference holdout against the "
+        "champion's, above which it is held",
     )
-    gate_max_auc_loss: float = Field(
+    gate_max_auc_loss: float = _gate_field(
         gates.MAX_REFERENCE_AUC_LOSS,
-        ge=0,
-        description="promotion gate: ROC-AUC the challenger may lose on the champion's "
-        "reference holdout",
+        "ROC-AUC the challenger may lose on the champion's reference holdout",
     )
     dask_address: str | None = Field(
         default_factory=_env_dask_address,

@@ -141,6 +141,33 @@ def _serving(reg: Registry, hours: float) -> dict[str, Any]:
     }
 
 
+def _record_check(
+    reg: Registry,
+    model_name: str,
+    version: int | None,
+    figures: dict[str, Any],
+    breaches: list[dict[str, Any]],
+    *,
+    kind: str,
+    as_of: Any,
+    run_id: str,
+) -> int:
+    """Store one check's figures and breaches and send an event per breach; returns how many
+    events were sent."""
+    from registry import write_monitoring
+
+    where = {"kind": kind, "as_of": as_of, "run_id": run_id}  # names the record and its events
+    write_monitoring(
+        reg,
+        figures=figures,
+        breaches=breaches,
+        model_name=model_name,
+        model_version=version,
+        **where,
+    )
+    return emit_breaches(model_name, version, breaches, **where)
+
+
 @task(name="stability", cache_policy=NO_CACHE)
 def stability_check(config: MonitorConfig) -> dict[str, Any]:
     """The latest score run against the references of the version that scored it."""
@@ -218,7 +245,7 @@ def _outcomes(config: MonitorConfig) -> pd.DataFrame | None:
 @task(name="decay", cache_policy=NO_CACHE)
 def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
     """A decay record for every matured score run not judged yet (oldest first)."""
-    from registry import read_monitoring, read_references, read_scores, score_runs, write_monitoring
+    from registry import read_monitoring, read_references, read_scores, score_runs
 
     reg = registry_for(config.db_url)
     logger = get_run_logger()
@@ -283,18 +310,15 @@ def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
             **{k: v for k, v in report.to_dict().items() if k != "breaches"},
         }
         breaches = [b.to_dict() for b in report.breaches]
-        write_monitoring(
+        _record_check(
             reg,
+            config.model_name,
+            version,
+            figures,
+            breaches,
             kind="decay",
-            figures=figures,
-            breaches=breaches,
-            model_name=config.model_name,
-            model_version=version,
             as_of=as_of,
             run_id=run_id,
-        )
-        emit_breaches(
-            config.model_name, version, breaches, kind="decay", as_of=as_of, run_id=run_id
         )
         logger.info(
             "decay of score run %s (v%d, as of %s): AUC %s, %d breaches",
@@ -441,7 +465,7 @@ def monitor(config: MonitorConfig | None = None) -> dict[str, Any]:
     """Stability of the latest score run and decay of matured ones; figures to the
     ``monitoring`` table, breaches as Prefect events, the story as artifacts."""
     from credit.paths import runs_dir
-    from registry import read_monitoring, write_monitoring
+    from registry import read_monitoring
 
     config = config or MonitorConfig()
     install_secret_mask()
@@ -451,19 +475,11 @@ def monitor(config: MonitorConfig | None = None) -> dict[str, Any]:
     with open_registry(config.db_url) as reg:
         checked = stability_check(config)
         figures, breaches = checked["figures"], checked["breaches"]
-        write_monitoring(
+        emitted = _record_check(
             reg,
-            kind="stability",
-            figures=figures,
-            breaches=breaches,
-            model_name=config.model_name,
-            model_version=figures["model_version"],
-            as_of=figures["as_of"],
-            run_id=run_id,
-        )
-        emitted = emit_breaches(
             config.model_name,
             figures["model_version"],
+            figures,
             breaches,
             kind="stability",
             as_of=figures["as_of"],
@@ -502,13 +518,8 @@ def monitor(config: MonitorConfig | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(
-        MonitorConfig,
-        argv,
-        monitor,
-        flow_name="monitor",
-        description=__doc__.split("\n")[0],
-    )
+    """``python -m flows.monitor``: the options of :class:`MonitorConfig`, one JSON line out."""
+    return cli_main(MonitorConfig, argv, monitor, flow_name="monitor", description=__doc__)
 
 
 if __name__ == "__main__":

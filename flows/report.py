@@ -12,7 +12,7 @@ import pandas as pd
 
 from credit.csvsafe import write_csv
 from credit.gates import GateResult
-from credit.training import CandidateOutcome, TrainingData, headline_metrics
+from credit.training import CandidateOutcome, TrainingData, headline_metrics, points_records
 from flows.candidates import TrainedCandidates
 
 if TYPE_CHECKING:
@@ -150,3 +150,32 @@ def publish(summary: RetrainSummary) -> None:
     card = render_model_card(summary)
     (summary.out_dir / "model_card.md").write_text(card)
     create_markdown_artifact(card, key="model-card", description="Registered model card")
+    publish_scorecard(summary)
+
+
+def scorecard_outcome(summary: RetrainSummary) -> CandidateOutcome | None:
+    """The candidate whose points table the run publishes: the chosen one when it is a WoE
+    scorecard, else the first scorecard candidate (None when there is none)."""
+    for outcome in (summary.best, *summary.trained.outcomes):
+        if outcome.model.points_table() is not None:
+            return outcome
+    return None
+
+
+def publish_scorecard(summary: RetrainSummary) -> None:
+    """The scorecard's points table as ``scorecard.csv`` in the run folder and the ``scorecard``
+    table artifact (the registered version stores it too when it is the chosen candidate)."""
+    from prefect.artifacts import create_table_artifact
+
+    outcome = scorecard_outcome(summary)
+    records = None if outcome is None else points_records(outcome.model)
+    if not records:
+        return
+    write_csv(pd.DataFrame(records), summary.out_dir / "scorecard.csv")
+    chosen = "registered" if outcome is summary.best else "not chosen"
+    create_table_artifact(
+        records,
+        key="scorecard",
+        description=f"Points table of the `{outcome.name}` candidate ({chosen}): a customer's "
+        "score is the sum of its bins' points",
+    )

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             db_url=config.db_url, model_name=config.model_name, monitor=config.monitor is not False
         ),
         flow_name="score",
-        description=__doc__.split("\n")[0],
+        description=__doc__,
     )
 
 

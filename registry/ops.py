@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -311,21 +311,27 @@ _LOG_ALIASES = {
 }
 
 
-def plain_json(value: Any) -> Any:
-    """``value`` as strict JSON values: numpy scalars unwrapped, NaN/inf as null."""
+def _plain_leaf(value: Any) -> Any:
+    """Dates and times as ISO text, any other object as its ``str``."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def plain_json(value: Any, leaf: Callable[[Any], Any] = _plain_leaf) -> Any:
+    """``value`` as strict JSON values: containers recursed, numpy scalars unwrapped, NaN/inf as
+    null; any other object (dates, timestamps, ...) through ``leaf``."""
     if isinstance(value, Mapping):
-        return {str(k): plain_json(v) for k, v in value.items()}
+        return {str(k): plain_json(v, leaf) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [plain_json(v) for v in value]
+        return [plain_json(v, leaf) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
         return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
+    return leaf(value)
 
 
 def _decision(row: Mapping[str, Any]) -> str | None:

@@ -21,7 +21,7 @@ from credit.monitoring import (
     stability,
 )
 from credit.paths import code_version
-from credit.training import CandidateOutcome, TrainingData, registry_metrics
+from credit.training import CandidateOutcome, TrainingData, points_records, registry_metrics
 from tasks.registry_handle import registry_for
 
 if TYPE_CHECKING:
@@ -34,6 +34,13 @@ def holdout_fingerprint(X_test: pd.DataFrame, y_test: pd.Series) -> str:
     digest.update("\n".join(map(str, X_test.index)).encode())
     digest.update(np.asarray(y_test, dtype=np.int8).tobytes())
     return digest.hexdigest()
+
+
+def _points_extra(model: Any) -> dict[str, Any]:
+    """``{"points_table": records}`` for a WoE scorecard (what the API's
+    ``GET /v1/models/<version>/scorecard`` serves), else nothing."""
+    records = points_records(model)
+    return {} if records is None else {"points_table": records}
 
 
 @task(name="register", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -79,7 +86,7 @@ def register(
         flow_run_id=flow_run_id,
         description=f"{outcome.name} ({outcome.calibration.get('method')} calibration)",
         holdout_fingerprint=holdout,
-        extra={**extra, **training.extra},
+        extra={**extra, **training.extra, **_points_extra(model)},
         references=references,
         reference_holdout=reference_holdout,
     )

@@ -7,10 +7,17 @@ Registry world (the API tests and benchmarks): :func:`build_world` generates Xen
 (validate -> clean -> features), fits two tiny logistic-regression ``CreditRiskModel`` versions
 on a synthetic label, registers both in a registry database, writes the feature snapshot and
 promotes version 1. Everything is deterministic (fixed seeds) and takes about a second.
+
+Command lines: :func:`run_python` runs ``python -m ...`` from the repository root and
+:func:`last_json` reads the JSON object it prints last.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,26 @@ SAMPLE_HEAD = SHARED / "data" / "xente" / "sample_head.csv"
 MODEL_NAME = "bati-credit"
 WINDOW_DAYS = 60
 ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghij"  # >= 32 characters (api.config)
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the headers of an admin request
+
+
+def run_python(
+    *args: str, env: Mapping[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` from the repository root (``-m module ...`` or ``-c code``), text captured."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON object every command line prints as the last line of its standard output."""
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @dataclass

@@ -15,8 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from builders import ROOT, run_python
 
 CLIENT = """
 import sys
@@ -104,14 +103,7 @@ def test_a_breach_event_notifies_the_webhook_through_the_automation(tmp_path: Pa
     )
     try:
         _wait_healthy(api, server)
-        done = subprocess.run(
-            [sys.executable, "-c", CLIENT, hook],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_python("-c", CLIENT, hook, env=env, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "sent 1 True" in done.stdout
         deadline = time.time() + 90

@@ -13,13 +13,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from builders import ADMIN_TOKEN, World, build_world, transactions_json
+from builders import ADMIN_AUTH, ADMIN_TOKEN, ROOT, World, build_world, transactions_json
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
@@ -116,7 +114,7 @@ def test_gunicorn_scores_by_id_and_by_transactions(server) -> None:  # noqa: ANN
 
 def test_gunicorn_promotion_reaches_every_worker(server) -> None:  # noqa: ANN001
     base, world, _ = server
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    headers = ADMIN_AUTH
     body = {"actor": "risk-officer", "reason": "e2e promotion"}
     resp = requests.post(f"{base}/v1/models/2/promote", json=body, headers=headers, timeout=30)
     assert resp.status_code == 200, resp.text
@@ -253,8 +251,10 @@ def test_gunicorn_logs_are_json_lines_without_customer_values(server) -> None:  
     scored = [r for r in access if r.get("route") == "/v1/score"]
     assert len(scored) >= 30
     assert all(
-        len(r["request_id"]) == 32 and r["status"] in (200, 400, 404, 413)
-        and r["duration_ms"] >= 0 and r["method"] == "POST"
+        len(r["request_id"]) == 32
+        and r["status"] in (200, 400, 404, 413)
+        and r["duration_ms"] >= 0
+        and r["method"] == "POST"
         for r in scored
     )
     text = proc.log_path.read_text()

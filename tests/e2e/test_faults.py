@@ -31,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import ADMIN_TOKEN, MODEL_NAME, World, build_world, transactions_json
+from builders import (
+    ADMIN_TOKEN,
+    MODEL_NAME,
+    ROOT,
+    World,
+    build_world,
+    last_json,
+    run_python,
+    transactions_json,
+)
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
@@ -39,8 +48,6 @@ from api import create_app
 from bench import soak
 from registry import Registry
 
-ROOT = Path(__file__).resolve().parents[2]
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 pytestmark = pytest.mark.e2e
 
 
@@ -306,12 +313,15 @@ _KILL_AT_REGISTRATION = textwrap.dedent(
 )
 
 
-def _retrain_cmd(data: Path, db_url: str, out_dir: Path, *, kill_at_registration: bool) -> list:
+def _retrain_args(
+    data: Path, db_url: str, out_dir: Path, *, kill_at_registration: bool
+) -> list[str]:
+    """The Python arguments of one retrain run (``-m flows.retrain ...`` or the killing wrapper)."""
     args = ["--data", str(data), "--candidates", "logreg", "--db-url", db_url]
     args += ["--out-dir", str(out_dir)]
     if kill_at_registration:
-        return [sys.executable, "-c", _KILL_AT_REGISTRATION, *args]
-    return [sys.executable, "-m", "flows.retrain", *args]
+        return ["-c", _KILL_AT_REGISTRATION, *args]
+    return ["-m", "flows.retrain", *args]
 
 
 def _flow_env() -> dict[str, str]:
@@ -346,7 +356,7 @@ def test_retrain_killed_mid_run_leaves_nothing_half_written(
     out1 = tmp_path / "run1"
     with (logs / "run1.log").open("wb") as log:
         proc = subprocess.Popen(
-            _retrain_cmd(tiny_path, url, out1, kill_at_registration=False),
+            [sys.executable, *_retrain_args(tiny_path, url, out1, kill_at_registration=False)],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -368,7 +378,7 @@ def test_retrain_killed_mid_run_leaves_nothing_half_written(
     out2 = tmp_path / "run2"
     with (logs / "run2.log").open("wb") as log:
         proc2 = subprocess.run(
-            _retrain_cmd(tiny_path, url, out2, kill_at_registration=True),
+            [sys.executable, *_retrain_args(tiny_path, url, out2, kill_at_registration=True)],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -386,16 +396,9 @@ def test_retrain_killed_mid_run_leaves_nothing_half_written(
 
     # Run 3: nothing in the way; exactly one new version, complete and loadable.
     out3 = tmp_path / "run3"
-    proc3 = subprocess.run(
-        _retrain_cmd(tiny_path, url, out3, kill_at_registration=False),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc3 = run_python(*_retrain_args(tiny_path, url, out3, kill_at_registration=False), env=env)
     assert proc3.returncode == 0, proc3.stderr[-3000:]
-    summary = json.loads(proc3.stdout.strip().splitlines()[-1])
+    summary = last_json(proc3)
     assert summary["model_version"] == 1 and summary["champion"] == 1
     with Registry(url) as reg:
         versions = reg.list_versions()

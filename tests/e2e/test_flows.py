@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from builders import last_json, run_python
 
 from credit.ingest import IngestError
 from flows.retrain import RetrainConfig, retrain
 from flows.score import score
 from registry import Registry, read_scores
 
-ROOT = Path(__file__).resolve().parents[2]
+# the holdout metrics every retrain summary reports
+SUMMARY_METRICS = {"roc_auc", "ks", "brier", "accuracy", "precision", "recall", "f1"}
 FAST_GRIDS = {
     "logreg": {"clf__C": [0.1]},
     "random_forest": {"clf__n_estimators": [60], "clf__max_depth": [8]},
@@ -39,15 +39,7 @@ def test_retrain_registers_promotes_and_score_writes(prefect_harness, tmp_path, 
     config = _config(tmp_path, small_path)
     summary = retrain(config)
     assert summary["model_version"] == 1 and summary["champion"] == 1 and summary["promoted"]
-    assert set(summary["metrics"]) >= {
-        "roc_auc",
-        "ks",
-        "brier",
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-    }
+    assert set(summary["metrics"]) >= SUMMARY_METRICS
     assert 0.6 < summary["metrics"]["roc_auc"] < 0.99
     out = Path(config.out_dir)
     for name in (
@@ -123,17 +115,10 @@ def test_cli_json_last_line_and_clear_failure(tmp_path, small_path):
 
     env = {**os.environ, "BATI_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.retrain", "--data", str(tmp_path / "missing.csv")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    proc = run_python("-m", "flows.retrain", "--data", str(tmp_path / "missing.csv"), env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    assert "does not exist" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert "does not exist" in last_json(proc)["error"]
 
 
 @pytest.mark.e2e
@@ -180,38 +165,18 @@ def test_cli_success_prints_the_json_contract(tmp_path):
     X.assign(bad=y).to_parquet(path)
     env = {**os.environ, "BATI_DB_URL": f"sqlite:///{tmp_path / 'cli-ok.db'}"}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flows.retrain",
-            "--table",
-            str(path),
-            "--target",
-            "bad",
-            "--candidates",
-            "logreg",
-            "--out-dir",
-            str(tmp_path / "out"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_python(
+        "-m",
+        "flows.retrain",
+        *("--table", str(path), "--target", "bad", "--candidates", "logreg"),
+        *("--out-dir", str(tmp_path / "out")),
         env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    last = last_json(proc)
     assert {"flow_run_id", "model_version", "champion", "promoted", "metrics"} <= last.keys()
-    assert set(last["metrics"]) == {
-        "roc_auc",
-        "ks",
-        "brier",
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-    }
+    assert set(last["metrics"]) == SUMMARY_METRICS
     assert last["model_version"] == 1 and last["champion"] == 1 and last["promoted"] is True
 
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from builders import last_json, run_python
 
 from flows.config import RetrainConfig
 from flows.retrain import retrain
 from flows.score import score
 from registry import Registry, read_monitoring, read_references
 
-ROOT = Path(__file__).resolve().parents[2]
 GRID = {"logreg": {"clf__C": [0.1]}}
 
 
@@ -96,26 +94,12 @@ def test_monitor_cli_prints_the_json_contract_last(prefect_harness, tmp_path, sm
     score(db_url=f"sqlite:///{tmp_path / 'reg.db'}", monitor=False)
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flows.monitor",
-            "--db-url",
-            f"sqlite:///{tmp_path / 'reg.db'}",
-            "--watch",
-            "0.05",
-            "--act",
-            "0.2",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    db_url = f"sqlite:///{tmp_path / 'reg.db'}"
+    done = run_python(
+        *("-m", "flows.monitor", "--db-url", db_url, "--watch", "0.05", "--act", "0.2"), env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = last_json(done)
     for key in (
         "as_of",
         "model_version",

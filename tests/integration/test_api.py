@@ -16,7 +16,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from builders import ADMIN_TOKEN, MODEL_NAME, WINDOW_DAYS, World, build_world, transactions_json
+from builders import (
+    ADMIN_AUTH,
+    ADMIN_TOKEN,
+    MODEL_NAME,
+    WINDOW_DAYS,
+    World,
+    build_world,
+    transactions_json,
+)
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -24,7 +32,6 @@ from api import create_app
 from api.config import Settings, load_settings
 from api.predlog import PredictionLogWriter
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ADMIN_BODY = {"actor": "risk-officer", "reason": "quarterly review"}
 
 
@@ -406,21 +413,25 @@ def test_admin_auth(
         401,
     )
     disabled = make_app(world.url, admin_token=None).test_client()
-    assert_error(disabled.post(url, json=ADMIN_BODY, headers=AUTH), 403, "admin_disabled")
+    assert_error(disabled.post(url, json=ADMIN_BODY, headers=ADMIN_AUTH), 403, "admin_disabled")
     # The right token: validation, then the registry's answer.
-    assert_error(client.post(url, json={"actor": "x"}, headers=AUTH), 422)
+    assert_error(client.post(url, json={"actor": "x"}, headers=ADMIN_AUTH), 422)
     assert_error(
-        client.post("/v1/models/99/promote", json=ADMIN_BODY, headers=AUTH), 404, "unknown_version"
+        client.post("/v1/models/99/promote", json=ADMIN_BODY, headers=ADMIN_AUTH),
+        404,
+        "unknown_version",
     )
     assert_error(
-        client.post("/v1/models/1/promote", json=ADMIN_BODY, headers=AUTH), 409, "promotion_refused"
+        client.post("/v1/models/1/promote", json=ADMIN_BODY, headers=ADMIN_AUTH),
+        409,
+        "promotion_refused",
     )
-    ok = client.post(url, json=ADMIN_BODY, headers=AUTH)
+    ok = client.post(url, json=ADMIN_BODY, headers=ADMIN_AUTH)
     assert ok.status_code == 200 and ok.get_json()["champion"]["version"] == 2
     assert ok.get_json()["champion"]["decision_reason"] == ADMIN_BODY["reason"]
-    back = client.post("/v1/models/rollback", json=ADMIN_BODY, headers=AUTH)
+    back = client.post("/v1/models/rollback", json=ADMIN_BODY, headers=ADMIN_AUTH)
     assert back.status_code == 200 and back.get_json()["champion"]["version"] == 1
-    assert_error(client.post("/v1/models/rollback", json=ADMIN_BODY, headers=AUTH), 409)
+    assert_error(client.post("/v1/models/rollback", json=ADMIN_BODY, headers=ADMIN_AUTH), 409)
     assert ADMIN_TOKEN not in caplog.text
 
 
@@ -690,7 +701,7 @@ def test_database_down_gives_503_not_500(make_app: Callable[..., Flask]) -> None
     assert_error(client.get("/ready"), 503, "no_champion")
     assert_error(client.get("/v1/models"), 503, "database_unavailable")
     assert_error(client.get("/v1/models/champion"), 503, "database_unavailable")
-    err = assert_error(client.post("/v1/models/rollback", json=ADMIN_BODY, headers=AUTH), 503)
+    err = assert_error(client.post("/v1/models/rollback", json=ADMIN_BODY, headers=ADMIN_AUTH), 503)
     assert "127.0.0.1" not in err["message"] and "postgres@" not in err["message"]
 
 
@@ -1028,6 +1039,37 @@ def test_scorecard_points_table_is_served(world: World, make_app: Callable[..., 
     assert_error(client.get("/v1/models/99/scorecard"), 404, "unknown_version")
 
 
+def test_scorecard_serves_the_table_stored_with_the_version(
+    world: World, make_app: Callable[..., Flask]
+) -> None:
+    """What the retrain flow stores (``extra["points_table"]``) is served as is."""
+    from builders import synthetic_label, train_model
+
+    from registry import Registry
+
+    X = world.snapshot
+    model = train_model(X, synthetic_label(X), C=0.3)
+    stored = [
+        {"feature": "amount_sum", "bin": "(-inf, 10)", "count": 5, "event_rate": None,
+         "woe": 0.0, "iv": 0.0, "points": 12.5},
+    ]  # fmt: skip
+    with Registry(world.url) as reg:
+        version = reg.register(
+            MODEL_NAME,
+            model,
+            metrics={"roc_auc": 0.7},
+            params={},
+            features=list(model.feature_names_),
+            input_schema={},
+            data_fingerprint="stored-points",
+            n_rows=len(X),
+            extra={"points_table": stored},
+        ).version
+    resp = make_app(world.url).test_client().get(f"/v1/models/{version}/scorecard")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["rows"] == stored
+
+
 def test_monitoring_returns_latest_figures_and_open_breaches(
     world: World, client: FlaskClient
 ) -> None:
@@ -1066,7 +1108,7 @@ def test_monitoring_returns_latest_figures_and_open_breaches(
         )
         write_monitoring(reg, kind="stability", figures={}, model_name="other-model")
     assert_error(client.get("/v1/monitoring"), 401, "unauthorized")
-    resp = client.get("/v1/monitoring", headers=AUTH)
+    resp = client.get("/v1/monitoring", headers=ADMIN_AUTH)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()
     assert body["model_name"] == MODEL_NAME and body["served_version"] == 1
@@ -1082,8 +1124,8 @@ def test_monitoring_returns_latest_figures_and_open_breaches(
         }
     ]
     assert [r["run_id"] for r in body["history"]] == ["r0", "r2", "r1"]  # newest first
-    assert len(client.get("/v1/monitoring?limit=1", headers=AUTH).get_json()["history"]) == 1
-    assert_error(client.get("/v1/monitoring?limit=x", headers=AUTH), 400, "bad_limit")
+    assert len(client.get("/v1/monitoring?limit=1", headers=ADMIN_AUTH).get_json()["history"]) == 1
+    assert_error(client.get("/v1/monitoring?limit=x", headers=ADMIN_AUTH), 400, "bad_limit")
 
 
 @pytest.fixture
@@ -1117,12 +1159,12 @@ def test_reports_are_served_read_only_behind_the_admin_token(
         "evaluation/roc.png": "image/png",
     }
     for name, mime in types.items():
-        resp = client.get(f"/reports/run-1/{name}", headers=AUTH)
+        resp = client.get(f"/reports/run-1/{name}", headers=ADMIN_AUTH)
         assert resp.status_code == 200 and resp.mimetype == mime, name
         assert resp.data == (runs / "run-1" / name).read_bytes()
         assert "sandbox" in resp.headers["Content-Security-Policy"]
         assert_error(client.get(f"/reports/run-1/{name}"), 401, "unauthorized")
-        assert client.post(f"/reports/run-1/{name}", headers=AUTH).status_code == 405
+        assert client.post(f"/reports/run-1/{name}", headers=ADMIN_AUTH).status_code == 405
     bad_token = {"Authorization": "Bearer " + "x" * 40}
     assert_error(client.get("/reports/run-1/eda_report.html", headers=bad_token), 403)
     # A signed link opens that one file (a browser cannot send the header), until it expires.
@@ -1157,10 +1199,10 @@ def test_reports_are_served_read_only_behind_the_admin_token(
         "/reports/run-9/eda_report.html",
         "/reports/run-1/eda_report.html%00.png",
     ):
-        resp = client.get(attempt, headers=AUTH)
+        resp = client.get(attempt, headers=ADMIN_AUTH)
         assert resp.status_code == 404, attempt
         assert b"SECRET OUTSIDE" not in resp.data
-    merged = client.get("/reports/run-1//etc/passwd.html", headers=AUTH)  # slashes merged
+    merged = client.get("/reports/run-1//etc/passwd.html", headers=ADMIN_AUTH)  # slashes merged
     assert merged.status_code == 308 and merged.location.endswith("/reports/run-1/etc/passwd.html")
 
 
@@ -1210,7 +1252,7 @@ def test_access_log_is_json_with_the_server_request_id(
         resp = client.post(
             "/v1/score", json={"customer_id": cid}, headers={"X-Request-ID": "caller-7"}
         )
-        client.get("/reports/run-1/x.html?sig=s3cr3t&expires=1", headers=AUTH)
+        client.get("/reports/run-1/x.html?sig=s3cr3t&expires=1", headers=ADMIN_AUTH)
     lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "api.access"]
     first = json.loads(lines[0])
     assert set(first) == {
@@ -1249,7 +1291,7 @@ def test_documented_example_bodies_work_as_they_are(client: FlaskClient, world: 
             ]
             for example in examples:
                 url = path.replace("{version}", "2")
-                resp = client.open(url, method=method.upper(), json=example, headers=AUTH)
+                resp = client.open(url, method=method.upper(), json=example, headers=ADMIN_AUTH)
                 assert resp.status_code == 200, (path, example, resp.get_data(as_text=True))
                 posted += 1
     assert posted >= 5  # score x2, batch, promote, rollback

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
-from builders import ADMIN_TOKEN, build_world
+from builders import ADMIN_AUTH, ADMIN_TOKEN, build_world
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -54,4 +54,4 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP, config=CONFIG)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_openapi(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    case.call_and_validate(headers=ADMIN_AUTH)

@@ -30,8 +30,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -42,11 +40,15 @@ from typing import Any
 import pandas as pd
 import pytest
 from builders import (
+    ADMIN_AUTH,
     ADMIN_TOKEN,
     MODEL_NAME,
+    ROOT,
     SAMPLE_HEAD,
     World,
     build_world,
+    last_json,
+    run_python,
     transactions_json,
 )
 from flask.testing import FlaskClient
@@ -55,8 +57,6 @@ from api import create_app
 from credit.ingest import IngestError, IngestResult, TooManyBadRowsError, ingest
 from schemas import vocab
 
-ROOT = Path(__file__).resolve().parents[2]
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GIB = 1024**3
 
 
@@ -267,17 +267,10 @@ def test_too_big_file_fails_the_retrain_cli_in_seconds(head: pd.DataFrame, tmp_p
     env = {**os.environ, "BATI_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     env.pop("PREFECT_API_URL", None)
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.retrain", "--data", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_python("-m", "flows.retrain", "--data", str(path), env=env, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    assert "above the 1.0 GiB limit" in json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert "above the 1.0 GiB limit" in last_json(proc)["error"]
     assert time.perf_counter() - start < 60
 
 
@@ -764,7 +757,7 @@ API_CASES: dict[str, ApiCase] = {
         {"actor": "x'; DROP TABLE model_versions;--", "reason": "because"},
         422,
         "validation_error",
-        headers=AUTH,
+        headers=ADMIN_AUTH,
         secrets=("DROP TABLE",),
         field="actor",
     ),
@@ -864,7 +857,7 @@ API_CASES: dict[str, ApiCase] = {
         {"actor": "ops", "reason": "why not"},
         404,
         "unknown_version",
-        headers=AUTH,
+        headers=ADMIN_AUTH,
     ),
     # admin
     "admin without a token": ApiCase(
@@ -937,7 +930,7 @@ def test_sql_injection_in_free_text_is_stored_as_data(
     reason = "Robert'); DROP TABLE model_versions;-- <script>alert(1)</script>"
     try:
         resp = app.test_client().post(
-            "/v1/models/2/promote", json={"actor": "ops", "reason": reason}, headers=AUTH
+            "/v1/models/2/promote", json={"actor": "ops", "reason": reason}, headers=ADMIN_AUTH
         )
         assert resp.status_code == 200, resp.get_data(as_text=True)
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -1031,7 +1024,7 @@ def test_bad_artifact_is_refused_and_the_api_keeps_the_old_champion(
             reg.load_model(MODEL_NAME, 2, use_cache=False)
         # The API is asked to serve the damaged version: refused before it becomes champion.
         resp = client.post(
-            "/v1/models/2/promote", json={"actor": "ops", "reason": "test"}, headers=AUTH
+            "/v1/models/2/promote", json={"actor": "ops", "reason": "test"}, headers=ADMIN_AUTH
         )
         err = assert_json_error(resp, 409, "promotion_refused")
         assert "v2 refused" in err["message"] and error in err["message"]
@@ -1061,7 +1054,7 @@ def test_unknown_version_and_model(private_world: World) -> None:
     )
     try:
         resp = app.test_client().post(
-            "/v1/models/99/promote", json={"actor": "ops", "reason": "n/a"}, headers=AUTH
+            "/v1/models/99/promote", json={"actor": "ops", "reason": "n/a"}, headers=ADMIN_AUTH
         )
         assert_json_error(resp, 404, "unknown_version")
     finally:

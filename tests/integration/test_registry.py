@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import ROOT, run_python
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -46,7 +47,6 @@ from registry.models import Base, ModelVersion
 from registry.policy import PromotionPolicy, compare
 from registry.testing import flip_one_byte, replace_artifact
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "bati-credit"
 
 
@@ -581,14 +581,7 @@ def test_readers_never_see_zero_or_two_champions(reg: Registry, model):
 # -- command line ------------------------------------------------------------------------------
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python("-m", "registry", *args, env=env, timeout=120)
 
 
 def test_cli_list_json_promote_rollback(reg: Registry, model):

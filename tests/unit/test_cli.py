@@ -5,15 +5,14 @@ from __future__ import annotations
 import ast
 import json
 import os
-from pathlib import Path
 
 import pytest
+from builders import ROOT
 from fastapi.encoders import jsonable_encoder
 
 from flows.cli import build_parser, parse_config, run_cli
 from flows.config import RetrainConfig, ScoreConfig, mask_secrets
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTED_FLAGS = [
     "--data",
     "--table",

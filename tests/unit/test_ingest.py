@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from builders import ROOT
 
 from credit.clean import clean_transactions
 from credit.ingest import IngestError, TooManyBadRowsError, ingest, write_quarantine
 from schemas import vocab
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 
 import pytest
-
 from builders import ROOT
 
 PACKAGES = ("schemas", "registry", "credit", "feed", "tasks", "flows", "api", "deployments")
@@ -46,9 +45,7 @@ def test_each_layer_imports_only_what_the_readme_allows(package: str) -> None:
     bad = [
         f"{where}:{line} imports {name}"
         for where, line, name in _imports(package)
-        if (top := name.split(".")[0]) in project
-        and top != package
-        and top not in ALLOWED[package]
+        if (top := name.split(".")[0]) in project and top != package and top not in ALLOWED[package]
     ]
     assert bad == []
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import ROOT
 
 import sampledata
 from sampledata import writer
 
-ROOT = Path(__file__).resolve().parents[2]
 REAL_ROWS = 95_662
 SPAN_START = pd.Timestamp("2018-11-15T02:18:49Z")
 SPAN_END = pd.Timestamp("2019-02-13T10:01:28Z")
