@@ -91,6 +91,10 @@ class CleanReport:
         return asdict(self)
 
 
+#: The report's counts that add up over customer buckets (a customer is in one bucket only).
+_BUCKET_SUMS = ("rows_in", "rows_out", "duplicates_removed", "customers")
+
+
 def _iso(ts: pd.Timestamp | None) -> str | None:
     return None if ts is None else ts.as_unit("us").isoformat()
 
@@ -152,7 +156,7 @@ def clean_buckets(
     on_disk = not buckets.in_memory
     fraction = min(1.0, sample_rows / buckets.rows) if buckets.rows else 0.0
     rng = np.random.default_rng(seed)
-    rows_in = rows_out = dupes = customers = 0
+    reports: list[CleanReport] = []
     distinct: dict[str, set] = {c: set() for c in OPTIONAL_CONSTANTS}
     first = last = None
     samples: list[pd.DataFrame] = []
@@ -165,11 +169,7 @@ def clean_buckets(
         del df
         leftover = [c for c in OPTIONAL_CONSTANTS if c in result.data.columns]
         tx = result.data.drop(columns=leftover) if leftover else result.data
-        rep = result.report
-        rows_in += rep.rows_in
-        rows_out += rep.rows_out
-        dupes += rep.duplicates_removed
-        customers += rep.customers
+        reports.append(result.report)
         if len(tx):
             t = time_ns(tx)
             lo, hi = int(t.min()), int(t.max())
@@ -192,11 +192,8 @@ def clean_buckets(
         None if x is None else pd.Timestamp(x, unit="ns", tz="UTC") for x in (first, last)
     )
     report = CleanReport(
-        rows_in=rows_in,
-        rows_out=rows_out,
-        duplicates_removed=dupes,
+        **{k: sum(getattr(r, k) for r in reports) for k in _BUCKET_SUMS},
         constant_columns_dropped=dropped,
-        customers=customers,
         start=_iso(first_ts),
         end=_iso(last_ts),
         buckets=len(cleaned),
@@ -210,12 +207,12 @@ def clean_buckets(
         sample = sample.sort_values(TIME_COLUMN, kind="stable", ignore_index=True)
         sample.to_parquet(sample_path, index=False)
         del sample
-    log.info("cleaned %d bucket(s): %d -> %d rows", len(cleaned), rows_in, rows_out)
+    log.info("cleaned %d bucket(s): %d -> %d rows", len(cleaned), report.rows_in, report.rows_out)
     return CustomerBuckets(
         cleaned,
         first_ts,
         last_ts,
-        rows_out,
+        report.rows_out,
         report=report,
         folder=buckets.folder,
         sample_path=sample_path,

@@ -24,6 +24,12 @@ PD_EPS = 1e-6
 DEFAULT_BANDS: dict[str, float] = {"A": 580, "B": 550, "C": 520, "D": 490, "E": 300}
 
 
+def read_policy_file(path: Path | None = None) -> dict[str, Any]:
+    """The tables of policy.toml (``path``, default :data:`POLICY_PATH`)."""
+    with open(path or POLICY_PATH, "rb") as fh:
+        return tomllib.load(fh)
+
+
 @dataclass
 class Scorecard:
     """Points-to-double-odds score scaling plus score bands (``{band: min_score}``)."""
@@ -92,8 +98,7 @@ class Scorecard:
     @classmethod
     def from_toml(cls, path: Path | None = None) -> Scorecard:
         """Scaling from ``[scorecard]`` and band floors from ``[[bands]]`` of policy.toml."""
-        with open(path or POLICY_PATH, "rb") as fh:
-            cfg = tomllib.load(fh)
+        cfg = read_policy_file(path)
         params = dict(cfg.get("scorecard", {}))
         if "bands" in cfg:
             params["bands"] = {b["name"]: float(b["min_score"]) for b in cfg["bands"]}

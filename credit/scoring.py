@@ -176,16 +176,28 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
             X = validate_frame(self, X, reset=False)
         elif not all(isinstance(c, str) for c in X.columns):
             X = X.rename(columns=str)
-        out = X.reindex(columns=self.feature_names_)
-        for col in self.numeric_:
-            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
-        for col in self.categorical_:
-            vals = out[col].to_numpy(dtype=object)
-            present = ~pd.isna(vals)
-            fixed = np.full(len(vals), np.nan, dtype=object)
-            fixed[present] = vals[present].astype(str)
-            out[col] = fixed
-        return out
+        numeric = set(self.numeric_)
+        columns: dict[str, np.ndarray] = {}
+        for col in self.feature_names_:
+            if col not in X.columns:
+                columns[col] = np.full(
+                    len(X), np.nan, dtype=np.float64 if col in numeric else object
+                )
+            elif col in numeric:
+                values = X[col]
+                if values.dtype != np.float64:  # already float64: as is (one copy below)
+                    values = pd.to_numeric(values, errors="coerce").astype("float64")
+                columns[col] = values.to_numpy(dtype=np.float64, copy=True)
+            else:
+                vals = X[col].to_numpy(dtype=object)
+                present = ~pd.isna(vals)
+                fixed = np.full(len(vals), np.nan, dtype=object)
+                # a string column holds str already: no round trip through a numpy str array
+                string = pd.api.types.is_string_dtype(X[col].dtype) and X[col].dtype != object
+                fixed[present] = vals[present] if string else vals[present].astype(str)
+                columns[col] = fixed
+        # every column is a new array: no copy into consolidated blocks
+        return pd.DataFrame(columns, index=X.index, columns=self.feature_names_, copy=False)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """``(n, 2)`` class probabilities; column 1 is the PD (probability of high risk)."""
@@ -231,7 +243,11 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
     def _score_frame(
         self, X: pd.DataFrame, Xa: pd.DataFrame, *, with_reasons: bool, top: int
     ) -> pd.DataFrame:
-        pd_ = self.estimator_.predict_proba(Xa)[:, 1]
+        card = scorecard_estimator(self.estimator_)
+        if with_reasons and len(Xa) and card is not None and _only_step(self.estimator_, card):
+            pd_, reasons = card.pd_and_reasons(Xa, top=top)  # reasons: points lost, one binning
+        else:
+            pd_, reasons = self.estimator_.predict_proba(Xa)[:, 1], None
         scorecard, policy = self.get_scorecard(), self.get_policy()
         score = scorecard.score(pd_)
         offer = policy.recommend(pd_, score, spending_capacity(X, policy.capacity).to_numpy())
@@ -245,17 +261,16 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         )
         for col in ("band", "approved", "amount", "duration_days", "expected_loss"):
             frame[col] = offer[col].to_numpy()
-        card = scorecard_estimator(self.estimator_)
-        if with_reasons and len(Xa) and card is not None:
+        if reasons is None and with_reasons and len(Xa) and card is not None:
             reasons = card.reason_codes(Xa, top=top)  # points lost against the best bins
-        elif with_reasons and len(Xa):
+        elif reasons is None and with_reasons and len(Xa):
             reasons = reason_codes(
                 lambda batch: self.estimator_.predict_proba(batch)[:, 1],
                 Xa,
                 self.reference_,
                 top=top,
             )
-        else:
+        elif reasons is None:
             reasons = [[] for _ in range(len(Xa))]
         frame["reasons"] = pd.Series(reasons, index=X.index, dtype=object)
         return frame
@@ -270,6 +285,11 @@ def scorecard_estimator(estimator: Any) -> WoEScorecard | None:
     if steps and isinstance(steps[-1][1], WoEScorecard):
         return steps[-1][1]
     return None
+
+
+def _only_step(estimator: Any, card: WoEScorecard) -> bool:
+    """Whether ``card`` alone makes the PD of ``estimator`` (itself or a one-step Pipeline)."""
+    return estimator is card or len(getattr(estimator, "steps", ())) == 1
 
 
 def _final_step(estimator: Any) -> Any:

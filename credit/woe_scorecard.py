@@ -30,8 +30,10 @@ safer than average; a bin without events or non-events gets WoE 0, as in optbinn
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -237,7 +239,10 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         out = {}
         for c in self.kinds_ if only is None else only:
             if self.kinds_[c] == "numeric":
-                out[c] = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+                values = frame[c]
+                if values.dtype != np.float64:
+                    values = pd.to_numeric(values, errors="coerce")
+                out[c] = values.to_numpy(dtype=np.float64)
             else:
                 out[c] = to_str_object(frame[c].to_numpy(dtype=object))
         return pd.DataFrame(out, index=frame.index)
@@ -409,9 +414,31 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         ``text``: the keys of :func:`credit.reasons.top_reasons` plus the bin details.
         """
         data = self._data(X)
+        return self._reasons(data, self._bin_matrix(data), top)
+
+    def pd_and_reasons(
+        self, X: pd.DataFrame | np.ndarray, *, top: int = 3
+    ) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
+        """``predict_proba(X)[:, 1]`` and ``reason_codes(X, top=top)`` from one binning."""
+        data = self._data(X)
+        index = self._bin_matrix(data)
+        woe = np.column_stack(
+            [
+                np.asarray([*self.bins_[c]["woe"], 0.0])[index[:, j]]
+                for j, c in enumerate(self.selected_)
+            ]
+        )
+        return expit(self.intercept_ + woe @ self.coef_), self._reasons(data, index, top)
+
+    def _bin_matrix(self, data: pd.DataFrame) -> np.ndarray:
+        """``(n, selected features)`` bin of every row (:meth:`_bin_index`)."""
+        return np.column_stack([self._bin_index(data, c) for c in self.selected_])
+
+    def _reasons(
+        self, data: pd.DataFrame, index: np.ndarray, top: int
+    ) -> list[list[dict[str, Any]]]:
         unseen = self._unseen_points()
         names = list(self.selected_)
-        index = np.column_stack([self._bin_index(data, c) for c in names])  # (n, features)
         width = 1 + max(len(unseen[c]) for c in names)  # bins + unseen, per feature
         best = [self._best_bin(c) for c in names]
         points = np.column_stack([np.asarray(unseen[c])[index[:, j]] for j, c in enumerate(names)])
@@ -431,18 +458,38 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             templates[c] = _reason_template(
                 names[j], self.bins_[names[j]]["labels"], c % width - 1, unseen, best[j]
             )
-        values = np.column_stack([_plain_values(data[c].to_numpy()) for c in names])
-        chosen = np.take_along_axis(values, order, axis=1).tolist()
-        return [
-            [{**t, "value": v} for t, v in zip(ts, vs, strict=True) if t is not None]
-            for ts, vs in zip(templates[code].tolist(), chosen, strict=True)
-        ]
+        chosen = np.empty(order.shape, dtype=object)  # the value of each reason's feature
+        for j, name in enumerate(names):
+            at = order == j
+            if at.any():
+                chosen[at] = _plain_values(data[name].to_numpy()[at.nonzero()[0]])
+        table, valid = templates.tolist(), code >= 0
+        ends = np.cumsum(valid.sum(axis=1)).tolist()  # each row's reasons end here in `flat`
+        with gc_paused():  # millions of new dicts: no collector passes over them meanwhile
+            flat = [
+                {**table[c], "value": v}
+                for c, v in zip(code[valid].tolist(), chosen[valid].tolist(), strict=True)
+            ]
+            return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
     def _best_bin(self, name: str) -> tuple[str, float]:
         """Label and points of the feature's best bin among those seen in fitting."""
         seen = [i for i, n in enumerate(self.bins_[name]["count"]) if n > 0]
         i_best = max(seen, key=lambda i: self.points_[name][i])
         return self.bins_[name]["labels"][i_best], self.points_[name][i_best]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (building many small containers that hold no cycles
+    otherwise triggers collections over all of them); restored as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _reason_template(

@@ -53,8 +53,16 @@ DEFAULT_MODEL_NAME = defaults.DEFAULT_MODEL_NAME
 _V = TypeVar("_V")
 
 
+class _JsonView:
+    """Gives a dataclass view ``to_dict``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (datetimes as ISO-8601 strings)."""
+        return {k: _iso(v) for k, v in asdict(self).items()}
+
+
 @dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(_JsonView):
     """Read-only view of one registered model version (never holds the artifact bytes)."""
 
     id: int
@@ -86,13 +94,9 @@ class VersionInfo:
     def is_champion(self) -> bool:
         return self.stage == CHAMPION
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (datetimes as ISO-8601 strings)."""
-        return {k: _iso(v) for k, v in asdict(self).items()}
-
 
 @dataclass(frozen=True)
-class EventInfo:
+class EventInfo(_JsonView):
     """One champion change: from, to, when, by whom and why."""
 
     id: int
@@ -105,13 +109,9 @@ class EventInfo:
     created_at: datetime
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
-        return {k: _iso(v) for k, v in asdict(self).items()}
-
 
 @dataclass(frozen=True)
-class DecisionInfo:
+class DecisionInfo(_JsonView):
     """One champion/challenger decision on a version, promoted or not, with its checks (the
     numbers compared, and on which holdout: ``checks["champion_metrics_source"]``)."""
 
@@ -124,10 +124,6 @@ class DecisionInfo:
     reason: str
     created_at: datetime
     checks: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
-        return {k: _iso(v) for k, v in asdict(self).items()}
 
 
 def _view(cls: type[_V], row: Any, model_name: str, **converted: Any) -> _V:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,37 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+def quick_evaluation(
+    model: Any, split: tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series], **options: Any
+) -> Any:
+    """``credit.evaluate.evaluate_candidate`` on ``split`` (X_train, X_test, y_train, y_test) with
+    the tests' small settings (100 bootstrap draws, 2 importance repeats) unless ``options``
+    (``threshold``, ``name``, ``out_dir``, ...) say otherwise."""
+    from credit.evaluate import evaluate_candidate
+
+    X_train, X_test, y_train, y_test = split
+    options = {"n_boot": 100, "importance_repeats": 2, **options}
+    return evaluate_candidate(model, X_test, y_test, X_train=X_train, y_train=y_train, **options)
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, *, proc: subprocess.Popen | None = None
+) -> bool:
+    """Poll ``check`` until it returns true (an ``OSError``, as of ``requests`` or ``urllib``,
+    counts as not yet); False after ``timeout`` seconds. Raises as soon as ``proc`` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            if check():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def last_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, g
+from pydantic import BaseModel
 
 from api import metrics
 from api import payloads as p
@@ -36,9 +37,15 @@ def require_served(state: BatiState) -> ServedModel:
     return served
 
 
-def _context(state: BatiState) -> dict[str, Any]:
-    s = state.settings
-    return {"max_batch": s.max_batch, "max_transactions": s.max_transactions}
+def _scoring_request(model: type[BaseModel]) -> tuple[BatiState, dict[str, Any], ServedModel]:
+    """The app state, the request body validated against ``model`` (and the configured
+    limits), and the model that serves this whole request."""
+    state = get_state()
+    body = read_json()
+    limits = state.settings
+    context = {"max_batch": limits.max_batch, "max_transactions": limits.max_transactions}
+    validate(model, body, context)
+    return state, body, require_served(state)
 
 
 def _log(state: BatiState, results: list[p.ScoreResult]) -> None:
@@ -78,10 +85,7 @@ def _log(state: BatiState, results: list[p.ScoreResult]) -> None:
 )
 def score() -> Response:
     """Score one customer, by id (snapshot) or from raw transactions."""
-    state = get_state()
-    body = read_json()
-    validate(p.ScoreRequest, body, _context(state))
-    served = require_served(state)
+    state, body, served = _scoring_request(p.ScoreRequest)
     scored = score_requests(served, [body], batch=False, deadline=g.get("deadline"))
     if 0 in scored.errors:
         code, message = scored.errors[0]
@@ -102,10 +106,7 @@ def score() -> Response:
 )
 def score_batch() -> Response:
     """Score up to ``max_batch`` customers; unknown ones are listed in ``errors``."""
-    state = get_state()
-    body = read_json()
-    validate(p.BatchRequest, body, _context(state))
-    served = require_served(state)
+    state, body, served = _scoring_request(p.BatchRequest)
     items = body["customers"]
     scored = score_requests(served, items, batch=True, deadline=g.get("deadline"))
     results = [scored.results[i] for i in range(len(items)) if i in scored.results]

@@ -9,13 +9,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from builders import ROOT, run_python
+from builders import ROOT, run_python, wait_until
 
 CLIENT = """
 import sys
@@ -53,18 +52,9 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 150) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError("prefect server did not start")
+def _healthy(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+        return r.status == 200
 
 
 @pytest.mark.e2e
@@ -102,13 +92,12 @@ def test_a_breach_event_notifies_the_webhook_through_the_automation(tmp_path: Pa
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_healthy(api, server)
+        if not wait_until(lambda: _healthy(api), 150, proc=server):
+            raise TimeoutError("prefect server did not start")
         done = run_python("-c", CLIENT, hook, env=env, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "sent 1 True" in done.stdout
-        deadline = time.time() + 90
-        while time.time() < deadline and len(_Receiver.received) < 2:
-            time.sleep(1)
+        wait_until(lambda: len(_Receiver.received) >= 2, 90)
     finally:
         server.terminate()
         try:

@@ -6,85 +6,39 @@ prediction log."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
-from builders import ADMIN_AUTH, ADMIN_TOKEN, ROOT, World, build_world, transactions_json
+from builders import ADMIN_AUTH, ADMIN_TOKEN, World, build_world, transactions_json, wait_until
+
+from bench import soak
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, World, subprocess.Popen]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, soak.Server]]:
+    """Two gunicorn workers (two threads each) serving a small registry, ready to score."""
     folder = tmp_path_factory.mktemp("gunicorn")
     world = build_world(f"sqlite:///{folder / 'bati.db'}")
-    port = free_port()
-    env = {
-        **os.environ,
-        "BATI_DB_URL": world.url,
-        "BATI_ADMIN_TOKEN": ADMIN_TOKEN,
-        "BATI_RELOAD_SECONDS": "1",
-        "BATI_API_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "BATI_API_THREADS": "2",
-        # The log thread would only write after an hour: rows reach the database only
-        # through the shutdown flush (what the last test checks).
-        "BATI_LOG_FLUSH_SECONDS": "3600",
-    }
-    log = open(folder / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "api:create_app()"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    # The log thread would only write after an hour: rows reach the database only
+    # through the shutdown flush (what the last test checks).
+    with soak.gunicorn(
+        world.url,
+        folder / "gunicorn.log",
+        workers=2,
+        threads=2,
+        admin_token=ADMIN_TOKEN,
+        env={"BATI_LOG_FLUSH_SECONDS": "3600"},
+    ) as running:
+        base = f"http://{soak.HOST}:{running.port}"
         ok = wait_until(lambda: requests.get(f"{base}/ready", timeout=2).status_code == 200, 90)
         if not ok:
-            proc.terminate()
-            proc.wait(10)
-            pytest.fail(
-                "gunicorn did not become ready:\n" + (folder / "gunicorn.log").read_text()[-3000:]
-            )
-        proc.log_path = folder / "gunicorn.log"  # type: ignore[attr-defined]
-        yield base, world, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
+            pytest.fail("gunicorn did not become ready:\n" + running.log_tail())
+        yield base, world, running
 
 
 def test_gunicorn_scores_by_id_and_by_transactions(server) -> None:  # noqa: ANN001
@@ -217,7 +171,7 @@ def test_gunicorn_metrics_sum_every_worker(server) -> None:  # noqa: ANN001
 def test_gunicorn_shutdown_flushes_the_prediction_log(server) -> None:  # noqa: ANN001
     from registry import Registry, read_prediction_log
 
-    base, world, proc = server
+    base, world, running = server
     ids = world.customers()[:30]
     with requests.Session() as http:
         for cid in ids:
@@ -230,8 +184,8 @@ def test_gunicorn_shutdown_flushes_the_prediction_log(server) -> None:  # noqa: 
                 ).status_code
                 == 200
             )
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.proc.wait(60) == 0
     with Registry(world.url) as reg:
         log = read_prediction_log(reg)
     flushed = log[log["client_request_id"].fillna("").str.startswith("flush-")]
@@ -243,8 +197,8 @@ def test_gunicorn_logs_are_json_lines_without_customer_values(server) -> None:  
     """Issue 17 item 4 (after the shutdown above): every line of the server's log is one JSON
     object; each request has an access line with the server's request id, route, status and
     duration; no customer id, token or request body appears."""
-    _, world, proc = server
-    lines = [ln for ln in proc.log_path.read_text().splitlines() if ln.strip()]
+    _, world, running = server
+    lines = [ln for ln in running.log_path.read_text().splitlines() if ln.strip()]
     records = [json.loads(ln) for ln in lines]  # every line parses
     assert all({"ts", "level", "logger", "message"} <= set(r) for r in records)
     access = [r for r in records if r["logger"] == "api.access"]
@@ -257,7 +211,7 @@ def test_gunicorn_logs_are_json_lines_without_customer_values(server) -> None:  
         and r["method"] == "POST"
         for r in scored
     )
-    text = proc.log_path.read_text()
+    text = running.log_path.read_text()
     assert ADMIN_TOKEN not in text
     assert not any(cid in text for cid in world.customers())
     assert "flush-" not in text  # the caller's X-Request-ID is not logged either

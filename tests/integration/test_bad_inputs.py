@@ -580,6 +580,13 @@ class ApiCase:
     field: str | None = None  # a details[].field the error must name
 
 
+def invalid(
+    body: Any, *, field: str | None = None, secrets: tuple[str, ...] = (), path: str = "/v1/score"
+) -> ApiCase:
+    """A request refused with 422 ``validation_error`` (naming ``field``, echoing no secret)."""
+    return ApiCase(path, body, 422, "validation_error", secrets=secrets, field=field)
+
+
 SQLI = "CustomerId_1' OR '1'='1"
 XSS = "<script>alert('x')</script>"
 
@@ -621,136 +628,75 @@ API_CASES: dict[str, ApiCase] = {
         "application/x-www-form-urlencoded",
     ),
     # wrong types
-    "top-level array": ApiCase(
-        "/v1/score", [{"customer_id": "CustomerId_1"}], 422, "validation_error"
-    ),
-    "customer_id is a number": ApiCase(
-        "/v1/score", {"customer_id": 4406}, 422, "validation_error", field="customer_id"
-    ),
+    "top-level array": invalid([{"customer_id": "CustomerId_1"}]),
+    "customer_id is a number": invalid({"customer_id": 4406}, field="customer_id"),
     # "1000" as text is accepted as in the CSV (issue 17.7); text ingestion cannot parse is not.
-    "Amount as text ingestion cannot parse": ApiCase(
-        "/v1/score",
-        lambda w: _tx(w, Amount="1,000"),
-        422,
-        "validation_error",
-        field="transactions[0].Amount",
+    "Amount as text ingestion cannot parse": invalid(
+        lambda w: _tx(w, Amount="1,000"), field="transactions[0].Amount"
     ),
-    "FraudResult as a boolean": ApiCase(
-        "/v1/score",
-        lambda w: _tx(w, FraudResult=True),
-        422,
-        "validation_error",
-        field="transactions[0].FraudResult",
+    "FraudResult as a boolean": invalid(
+        lambda w: _tx(w, FraudResult=True), field="transactions[0].FraudResult"
     ),
-    "Amount overflowing to infinity": ApiCase(
-        "/v1/score",
+    "Amount overflowing to infinity": invalid(
         lambda w: re.sub(r'"Amount": [-0-9.e+]+', '"Amount": 1e999', json.dumps(_tx(w)), count=1),
-        422,
-        "validation_error",
         field="transactions[0].Amount",
     ),
-    "transactions is null": ApiCase(
-        "/v1/score",
-        {"customer_id": "CustomerId_1", "transactions": None},
-        422,
-        "validation_error",
-        field="transactions",
+    "transactions is null": invalid(
+        {"customer_id": "CustomerId_1", "transactions": None}, field="transactions"
     ),
-    "required transaction field missing": ApiCase(
-        "/v1/score",
-        lambda w: _without(w, "BatchId"),
-        422,
-        "validation_error",
-        field="transactions[0].BatchId",
+    "required transaction field missing": invalid(
+        lambda w: _without(w, "BatchId"), field="transactions[0].BatchId"
     ),
     # unknown fields
     # An unknown key is the caller's text: the detail names the object holding it, not the key.
-    "unknown top-level field": ApiCase(
-        "/v1/score",
-        {"customer_id": "CustomerId_1", "is_admin_4406": True},
-        422,
-        "validation_error",
-        secrets=("is_admin_4406",),
+    "unknown top-level field": invalid(
+        {"customer_id": "CustomerId_1", "is_admin_4406": True}, secrets=("is_admin_4406",)
     ),
-    "unknown transaction field": ApiCase(
-        "/v1/score",
+    "unknown transaction field": invalid(
         lambda w: _tx(w, Secret_981="s3cr3t-value-981"),
-        422,
-        "validation_error",
         secrets=("s3cr3t-value-981", "Secret_981"),
         field="transactions[0]",
     ),
-    "unknown key with markup and a customer's data": ApiCase(
-        "/v1/score",
+    "unknown key with markup and a customer's data": invalid(
         {"customer_id": "CustomerId_1", "<img src=x onerror=alert(1)>CUSTOMER-SECRET-4406": 1},
-        422,
-        "validation_error",
         secrets=("CUSTOMER-SECRET-4406", "onerror", "<img"),
     ),
-    "unknown keys in every batch item": ApiCase(
-        "/v1/score/batch",
+    "unknown keys in every batch item": invalid(
         {"customers": [{"customer_id": "CustomerId_1", "k-4406-secret": 1}] * 5},
-        422,
-        "validation_error",
         secrets=("k-4406-secret",),
         field="customers[4]",
+        path="/v1/score/batch",
     ),
     # training-data rules the JSON Schema cannot express
-    "impossible date": ApiCase(
-        "/v1/score",
+    "impossible date": invalid(
         lambda w: _tx(w, TransactionStartTime="2018-02-30T00:00:00Z"),
-        422,
-        "validation_error",
         field="transactions[0].TransactionStartTime",
     ),
-    "timestamp in the future": ApiCase(
-        "/v1/score",
+    "timestamp in the future": invalid(
         lambda w: _tx(w, TransactionStartTime="2999-01-01T00:00:00Z"),
-        422,
-        "validation_error",
         field="transactions[0].TransactionStartTime",
     ),
-    "Value below |Amount|": ApiCase(
-        "/v1/score",
+    "Value below |Amount|": invalid(
         lambda w: _tx(w, Amount=765432.0, Value=1.0),
-        422,
-        "validation_error",
         secrets=("765432",),
         field="transactions[0].Value",
     ),
-    "transaction of another customer": ApiCase(
-        "/v1/score",
+    "transaction of another customer": invalid(
         lambda w: _tx(w, CustomerId="CustomerId_424242"),
-        422,
-        "validation_error",
         secrets=("424242",),
         field="transactions[0].CustomerId",
     ),
-    "as_of without transactions": ApiCase(
-        "/v1/score",
-        {"customer_id": "CustomerId_1", "as_of": "2019-01-01T00:00:00Z"},
-        422,
-        "validation_error",
-        field="as_of",
+    "as_of without transactions": invalid(
+        {"customer_id": "CustomerId_1", "as_of": "2019-01-01T00:00:00Z"}, field="as_of"
     ),
-    "as_of in 1900": ApiCase(
-        "/v1/score",
-        lambda w: {**_tx(w), "as_of": "1900-01-01T00:00:00Z"},
-        422,
-        "validation_error",
-        field="as_of",
-    ),
+    "as_of in 1900": invalid(lambda w: {**_tx(w), "as_of": "1900-01-01T00:00:00Z"}, field="as_of"),
     # injection
-    "SQL injection in customer_id": ApiCase(
-        "/v1/score", {"customer_id": SQLI}, 422, "validation_error", secrets=("OR '1'='1",)
-    ),
-    "SQL injection in a batch": ApiCase(
-        "/v1/score/batch",
+    "SQL injection in customer_id": invalid({"customer_id": SQLI}, secrets=("OR '1'='1",)),
+    "SQL injection in a batch": invalid(
         {"customers": [{"customer_id": "CustomerId_1; DELETE FROM scores"}]},
-        422,
-        "validation_error",
         secrets=("DELETE FROM",),
         field="customers[0].customer_id",
+        path="/v1/score/batch",
     ),
     "SQL injection in the admin actor": ApiCase(
         "/v1/models/2/promote",
@@ -761,14 +707,9 @@ API_CASES: dict[str, ApiCase] = {
         secrets=("DROP TABLE",),
         field="actor",
     ),
-    "script in customer_id": ApiCase(
-        "/v1/score", {"customer_id": XSS}, 422, "validation_error", secrets=("script>", "alert(")
-    ),
-    "script in ProductCategory": ApiCase(
-        "/v1/score",
+    "script in customer_id": invalid({"customer_id": XSS}, secrets=("script>", "alert(")),
+    "script in ProductCategory": invalid(
         lambda w: _tx(w, ProductCategory=XSS),
-        422,
-        "validation_error",
         secrets=("script>", "alert("),
         field="transactions[0].ProductCategory",
     ),
@@ -781,63 +722,40 @@ API_CASES: dict[str, ApiCase] = {
         secrets=("script>",),
     ),
     # unicode
-    "Arabic-Indic digits in customer_id": ApiCase(
-        "/v1/score", {"customer_id": "CustomerId_\u0664\u0664\u0660\u0666"}, 422, "validation_error"
+    "Arabic-Indic digits in customer_id": invalid(
+        {"customer_id": "CustomerId_\u0664\u0664\u0660\u0666"}
     ),
-    "full-width digits in customer_id": ApiCase(
-        "/v1/score", {"customer_id": "CustomerId_\uff14\uff14"}, 422, "validation_error"
+    "full-width digits in customer_id": invalid({"customer_id": "CustomerId_\uff14\uff14"}),
+    "emoji in customer_id": invalid({"customer_id": "CustomerId_\U0001f4b0"}),
+    "NUL character in customer_id": invalid({"customer_id": "CustomerId_1\u0000"}),
+    "trailing newline in customer_id": invalid({"customer_id": "CustomerId_1\n"}),
+    "accented category": invalid(
+        lambda w: _tx(w, ProductCategory="airtimé"), field="transactions[0].ProductCategory"
     ),
-    "emoji in customer_id": ApiCase(
-        "/v1/score", {"customer_id": "CustomerId_\U0001f4b0"}, 422, "validation_error"
-    ),
-    "NUL character in customer_id": ApiCase(
-        "/v1/score", {"customer_id": "CustomerId_1\u0000"}, 422, "validation_error"
-    ),
-    "trailing newline in customer_id": ApiCase(
-        "/v1/score", {"customer_id": "CustomerId_1\n"}, 422, "validation_error"
-    ),
-    "accented category": ApiCase(
-        "/v1/score",
-        lambda w: _tx(w, ProductCategory="airtimé"),
-        422,
-        "validation_error",
-        field="transactions[0].ProductCategory",
-    ),
-    "10,000-character customer_id": ApiCase(
-        "/v1/score",
-        {"customer_id": "CustomerId_" + "7" * 10_000},
-        422,
-        "validation_error",
-        secrets=("7" * 100,),
+    "10,000-character customer_id": invalid(
+        {"customer_id": "CustomerId_" + "7" * 10_000}, secrets=("7" * 100,)
     ),
     # sizes and limits
-    "empty batch": ApiCase("/v1/score/batch", {"customers": []}, 422, "validation_error"),
-    "batch over the limit": ApiCase(
-        "/v1/score/batch",
+    "empty batch": invalid({"customers": []}, path="/v1/score/batch"),
+    "batch over the limit": invalid(
         {"customers": [{"customer_id": f"CustomerId_{i}"} for i in range(6)]},
-        422,
-        "validation_error",
         field="customers",
+        path="/v1/score/batch",
     ),
-    "transactions over the limit": ApiCase(
-        "/v1/score",
+    "transactions over the limit": invalid(
         lambda w: {
             "customer_id": w.customers()[0],
             "transactions": [transactions_json(w.raw, w.customers()[0])[0]] * 11,
         },
-        422,
-        "validation_error",
         field="transactions",
     ),
     "body over the size limit": ApiCase(
         "/v1/score/batch", b'{"customers": [' + b" " * (70 * 1024) + b"]}", 413, "payload_too_large"
     ),
-    "duplicate customer with transactions in a batch": ApiCase(
-        "/v1/score/batch",
+    "duplicate customer with transactions in a batch": invalid(
         lambda w: {"customers": [_tx(w), _tx(w)]},
-        422,
-        "validation_error",
         field="customers[1].customer_id",
+        path="/v1/score/batch",
     ),
     # unknown things
     "unknown customer": ApiCase(

@@ -758,16 +758,11 @@ def test_non_migrating_registry_never_creates_or_migrates(reg: Registry, db_url:
 
 
 def test_upgrade_from_0001_keeps_rows_and_adds_the_guards(db_url: str, model):
-    from alembic import command
-
-    from registry.db import alembic_config
+    from registry.db import upgrade
 
     reg = Registry(db_url)
     try:
-        cfg = alembic_config()
-        with reg.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0001_initial")
+        upgrade(reg.engine, "0001_initial")
         assert reg.check_schema().status == "behind"
         with reg.engine.begin() as conn:
             conn.execute(

@@ -394,14 +394,11 @@ def test_cli_list_shows_every_model_and_the_decision(reg: Registry, model, capsy
 def test_upgrade_from_0002_converts_json_snapshots_and_dedupes_scores(db_url: str):
     from alembic import command
 
-    from registry.db import alembic_config, head_revision
+    from registry.db import alembic_config, head_revision, upgrade
 
     reg = Registry(db_url)
     try:
-        cfg = alembic_config()
-        with reg.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0002_append_only")
+        upgrade(reg.engine, "0002_append_only")
         with reg.engine.begin() as conn:
             for cid, feats in (
                 ("CustomerId_2", {"a": 1.5, "c": "x"}),
@@ -432,6 +429,7 @@ def test_upgrade_from_0002_converts_json_snapshots_and_dedupes_scores(db_url: st
         assert snap.loc["CustomerId_2", "a"] == 1.5 and pd.isna(snap.loc["CustomerId_1", "a"])
         assert snap.attrs["run_id"] == "old" and served_snapshot_id(reg) is not None
         assert count(reg, "SELECT count(*) FROM scores") == 1
+        cfg = alembic_config()
         with reg.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0002_append_only")

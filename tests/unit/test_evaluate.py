@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from builders import quick_evaluation
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -16,7 +17,6 @@ from credit.evaluate import (
     choose_threshold,
     classification_metrics,
     compare_candidates,
-    evaluate_candidate,
     gini,
     ks_statistic,
     weighted_auc,
@@ -129,18 +129,7 @@ def test_evaluate_candidate_metrics_baseline_plots(split, tmp_path):
     X_train, X_test, y_train, y_test = split
     num, cat = split_columns(X_train)
     model = build_pipeline("logreg", num, cat).fit(X_train, y_train)
-    ev = evaluate_candidate(
-        model,
-        X_test,
-        y_test,
-        threshold=0.5,
-        out_dir=tmp_path,
-        name="lr",
-        X_train=X_train,
-        y_train=y_train,
-        importance_repeats=2,
-        n_boot=100,
-    )
+    ev = quick_evaluation(model, split, threshold=0.5, name="lr", out_dir=tmp_path)
     assert tuple(ev.metrics) == METRIC_KEYS
     assert ev.metrics["roc_auc"] > 0.65
     p = model.predict_proba(X_test)[:, 1]

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from builders import quick_evaluation
 from sklearn.model_selection import train_test_split
 
 import credit.models as models
-from credit.evaluate import calibrate_if_better, evaluate_candidate
+from credit.evaluate import calibrate_if_better
 from credit.models import (
     CANDIDATES,
     build_pipeline,
@@ -142,18 +143,9 @@ def test_search_candidate_result_table(data, monkeypatch):
 def _run(name, X_train, y_train, X_test, y_test, seed):
     res = search_candidate(name, X_train, y_train, grid=TINY[name], cv=3, n_jobs=1, seed=seed)
     model, info = calibrate_if_better(res.best_estimator, X_train, y_train, seed=seed, cv=3)
-    ev = evaluate_candidate(
-        model,
-        X_test,
-        y_test,
-        threshold=info["threshold"],
-        out_dir=None,
-        name=name,
-        X_train=X_train,
-        y_train=y_train,
-        importance_repeats=0,
-        n_boot=100,
-        seed=seed,
+    split = X_train, X_test, y_train, y_test
+    ev = quick_evaluation(
+        model, split, threshold=info["threshold"], name=name, importance_repeats=0, seed=seed
     )
     return res, model, ev
 

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from builders import quick_evaluation
 from sklearn.model_selection import train_test_split
 
-from credit.evaluate import METRIC_KEYS, calibrate_if_better, evaluate_candidate
+from credit.evaluate import METRIC_KEYS, calibrate_if_better
 from credit.models import search_candidate
 from credit.scoring import SCORE_COLUMNS, CreditRiskModel
 from credit.tabular import (
@@ -152,18 +153,8 @@ def test_end_to_end_search_evaluate_serve_and_skops_round_trip(tmp_path):
         categorical=info["categorical"],
     )
     model, cal = calibrate_if_better(res.best_estimator, X_train, y_train, cv=3)
-    ev = evaluate_candidate(
-        model,
-        X_test,
-        y_test,
-        threshold=cal["threshold"],
-        out_dir=tmp_path,
-        name="byol",
-        X_train=X_train,
-        y_train=y_train,
-        importance_repeats=2,
-        n_boot=100,
-    )
+    split = X_train, X_test, y_train, y_test
+    ev = quick_evaluation(model, split, threshold=cal["threshold"], name="byol", out_dir=tmp_path)
     assert tuple(ev.metrics) == METRIC_KEYS
     assert ev.metrics["roc_auc"] > 0.7 > ev.baseline_metrics["roc_auc"]
     assert len(ev.plots) == 6
