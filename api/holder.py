@@ -146,7 +146,6 @@ class ServedModel:
     info: Any  # registry.VersionInfo
     model: Any  # credit.scoring.CreditRiskModel
     features: tuple[str, ...]
-    window_days: int | None
     snapshot_as_of: str | None
     table: Mapping[str, ScoreResult] = field(repr=False)
     loaded_at: str
@@ -161,6 +160,12 @@ class ServedModel:
     @property
     def version(self) -> int:
         return int(self.info.version)
+
+    @property
+    def window_days(self) -> int | None:
+        """The version's observation window (``params["observation_days"]``), when recorded."""
+        window = (self.info.params or {}).get("observation_days")
+        return int(window) if window is not None else None
 
     def key(self) -> tuple[int, str, int | None]:
         """What identifies the content: version, artifact digest and snapshot id."""
@@ -181,8 +186,6 @@ def build_served(info: Any, model: Any, snapshot: pd.DataFrame | None) -> Served
 
     start = time.perf_counter()
     features = tuple(info.features or getattr(model, "feature_names_", ()))
-    window = (info.params or {}).get("observation_days")
-    window_days = int(window) if window is not None else None
     table: dict[str, ScoreResult] = {}
     as_of = None
     snapshot_id = None if snapshot is None else snapshot.attrs.get("snapshot_id")
@@ -203,7 +206,6 @@ def build_served(info: Any, model: Any, snapshot: pd.DataFrame | None) -> Served
         info=info,
         model=model,
         features=features,
-        window_days=window_days,
         snapshot_as_of=as_of,
         table=table,
         loaded_at=datetime.now(UTC).isoformat(),

@@ -103,7 +103,27 @@ class IngestResult:
         return self.report.summary()
 
 
-def conform_columns(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+@dataclass(frozen=True)
+class ColumnLayout:
+    """How a source's columns differ from the 16 Xente columns: extra ones (ignored, reported)
+    and whether the 16 come in another order."""
+
+    extra_columns: tuple[str, ...] = ()
+    reordered: bool = False
+
+    @classmethod
+    def of(cls, columns: Iterable[Any]) -> ColumnLayout:
+        names = list(columns)
+        extra = tuple(str(c) for c in names if c not in vocab.RAW_COLUMNS)
+        return cls(extra, names[: len(vocab.RAW_COLUMNS)] != list(vocab.RAW_COLUMNS))
+
+    def merged(self, other: ColumnLayout) -> ColumnLayout:
+        """The layout of a source made of both parts (extra columns in first-seen order)."""
+        new = tuple(c for c in other.extra_columns if c not in self.extra_columns)
+        return ColumnLayout(self.extra_columns + new, self.reordered or other.reordered)
+
+
+def conform_columns(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, ColumnLayout]:
     """Put the 16 columns in order; a missing one is structural, extra ones are reported."""
     df = df.rename(columns=lambda c: str(c).strip().lstrip("\ufeff"))
     missing = [c for c in vocab.RAW_COLUMNS if c not in df.columns]
@@ -116,10 +136,7 @@ def conform_columns(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[s
     dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dupes:
         raise IngestError(source, f"duplicate column(s): {', '.join(dupes)}", "rename them")
-    extra = [c for c in df.columns if c not in vocab.RAW_COLUMNS]
-    reordered = list(df.columns[: len(vocab.RAW_COLUMNS)]) != list(vocab.RAW_COLUMNS)
-    out = df.loc[:, list(vocab.RAW_COLUMNS)]
-    return out, {"extra_columns": extra, "reordered": [source] if reordered else []}
+    return df.loc[:, list(vocab.RAW_COLUMNS)], ColumnLayout.of(df.columns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,8 +319,7 @@ def validate_frame(
         frame.iloc[bad_rows].astype("str"),
         raw,
         max_bad_share=max_bad_share,
-        extra_columns=layout["extra_columns"],
-        columns_reordered=bool(layout["reordered"]),
+        layout=layout,
         started=t0,
     )
 
@@ -340,8 +356,7 @@ def assemble_result(
     raw: RawTransactions,
     *,
     max_bad_share: float,
-    extra_columns: list[str],
-    columns_reordered: bool,
+    layout: ColumnLayout,
     started: float,
     rows_read: int | None = None,
     chunks: int | None = None,
@@ -368,8 +383,8 @@ def assemble_result(
         fingerprint=raw.fingerprint,
         max_bad_share=max_bad_share,
         failures_by_check=failure_summary(quarantine),
-        extra_columns=extra_columns,
-        columns_reordered=columns_reordered,
+        extra_columns=list(layout.extra_columns),
+        columns_reordered=layout.reordered,
         seconds=round(time.perf_counter() - started, 3),
         mode="out_of_core" if streamed else None,
         partitions=len(raw.parts) if streamed else None,

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from credit.clean import DEFAULT_SAMPLE_ROWS
 from credit.ingest import (
     DEFAULT_MAX_BAD_SHARE,
+    ColumnLayout,
     IngestResult,
     TooManyBadRowsError,
     assemble_result,
@@ -261,14 +262,12 @@ def validate_source(
 
     fails_parts: list[pd.DataFrame] = []
     bad_raw_parts: list[pd.DataFrame] = []
-    extra: list[str] = []
-    reordered = False
+    layout = ColumnLayout()
     n_read = n_bad = chunks = 0
     stopped = False
     try:
         for part in parts:
-            extra += [c for c in part.columns if c not in vocab.RAW_COLUMNS and c not in extra]
-            reordered |= list(part.columns[: len(vocab.RAW_COLUMNS)]) != list(vocab.RAW_COLUMNS)
+            layout = layout.merged(ColumnLayout.of(part.columns))
             offset = part.offset
             for chunk in _iter_chunks(part, chunk_rows):
                 chunks += 1
@@ -348,8 +347,7 @@ def validate_source(
             bad_raw,
             raw,
             max_bad_share=max_bad_share,
-            extra_columns=extra,
-            columns_reordered=reordered,
+            layout=layout,
             started=t0,
             rows_read=n_read,
             chunks=chunks,

@@ -453,7 +453,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         # every (feature, bin) reason is the same but for the customer's value: one template
         # per code present (code -1, no points lost, sorts last and gives no reason)
         templates = np.full(len(names) * width + 1, None, dtype=object)
-        for c in np.unique(code[code >= 0]).tolist():
+        for c in np.flatnonzero(np.bincount(code[code >= 0], minlength=1)).tolist():
             j = c // width
             templates[c] = _reason_template(
                 names[j], self.bins_[names[j]]["labels"], c % width - 1, unseen, best[j]

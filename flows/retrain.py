@@ -231,6 +231,7 @@ def _train_register_promote(
         X_test=trained.X_test,
         y_test=trained.y_test,
         gates=gates,
+        publish_snapshot=run_id if training.snapshot is not None else None,
     )
     if gates is not None and not gates.passed:
         emit_held(

@@ -87,7 +87,7 @@ def _info(row: Any) -> SnapshotInfo:
 # -- encoding ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EncodedPart:
-    """One Parquet part of a snapshot."""
+    """One Parquet part of a snapshot (a ``snapshot_parts`` row but its ``snapshot_id``)."""
 
     part: int
     n_rows: int
@@ -149,16 +149,7 @@ def insert_snapshot(
     ).scalar_one()
     digest, size, n_parts = hashlib.sha256(), 0, 0
     for part in encode_parts(df, part_rows):
-        conn.execute(
-            insert(_P).values(
-                snapshot_id=snapshot_id,
-                part=part.part,
-                n_rows=part.n_rows,
-                first_customer=part.first_customer,
-                last_customer=part.last_customer,
-                data=part.data,
-            )
-        )
+        conn.execute(insert(_P).values(snapshot_id=snapshot_id, **asdict(part)))
         digest.update(part.data)
         size += len(part.data)
         n_parts += 1

@@ -54,7 +54,8 @@ def featurize(
     as_of = pd.Timestamp(snapshot.attrs["as_of"])
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.to_parquet(out_dir / "feature_snapshot.parquet")
-    n = write_feature_snapshot(registry_for(db_url), snapshot, as_of, run_id)
+    # Unpublished: the run publishes it with its promotion decision when it completes.
+    n = write_feature_snapshot(registry_for(db_url), snapshot, as_of, run_id, publish=False)
     get_run_logger().info(
         "feature snapshot v%s as of %s: %d customers x %d features (%d rows stored)",
         FEATURE_VERSION,

@@ -218,10 +218,12 @@ def promote(
     X_test: pd.DataFrame,
     y_test: pd.Series,
     gates: GateResult | None = None,
+    publish_snapshot: str | None = None,
 ) -> PromotionDecision:
     """Champion/challenger: promote only when the new version beats the champion on the same
     held-out evaluation (the champion is re-scored on this run's test split) and passes the
-    ``gates`` (a failed gate holds it for approval, with the reason)."""
+    ``gates`` (a failed gate holds it for approval, with the reason). ``publish_snapshot`` (a
+    run id) makes that run's feature snapshot the served one in the decision's transaction."""
     reg = registry_for(db_url)
     champion_metrics = None
     current = reg.champion(model_name)
@@ -241,6 +243,7 @@ def promote(
         champion_metrics=champion_metrics,
         hold=None if gates is None else gates.hold,
         extra_checks=None if gates is None else {"gates": gates.checks},
+        publish_snapshot=publish_snapshot,
     )
     get_run_logger().info("promotion of v%d: %s - %s", version, decision.promoted, decision.reason)
     return decision
