@@ -19,7 +19,6 @@ longer duration.
 from __future__ import annotations
 
 import logging
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from credit.scorecard import POLICY_PATH
+from credit.scorecard import read_policy_file
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +164,7 @@ class LoanPolicy:
     @classmethod
     def from_toml(cls, path: Path | None = None) -> LoanPolicy:
         """Policy from ``[policy]``, ``[capacity]`` and ``[[bands]]`` of policy.toml."""
-        with open(path or POLICY_PATH, "rb") as fh:
-            cfg = tomllib.load(fh)
+        cfg = read_policy_file(path)
         params = dict(cfg.get("policy", {}))
         params["bands"] = tuple(BandRule(**b) for b in cfg["bands"])
         if "capacity" in cfg:

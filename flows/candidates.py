@@ -29,6 +29,7 @@ from credit.training import (
 )
 from flows.config import RetrainConfig
 from tasks.features import content_key
+from tasks.lifecycle import install_worker_reaper
 from tasks.train import evaluate, importance, train
 
 
@@ -61,6 +62,7 @@ def shared_pool(n_jobs: int | None, dask_address: str | None = None) -> int:
     cluster the fits go there and nothing is started.
     """
     n = n_jobs or os.cpu_count() or 1
+    install_worker_reaper()  # workers exit when this process dies, even by kill -9
     if n > 1 and not dask_address:
         from joblib import Parallel, delayed
 

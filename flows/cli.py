@@ -139,12 +139,14 @@ def run_cli(call: Callable[[], Any], *, flow_name: str, precheck: str | None = N
     ``precheck``: a data path checked before any server starts (a typo fails in a second).
     """
     from credit.ingest import IngestError, check_source
+    from tasks.lifecycle import tracked_process
 
     quiet_console_tracebacks()
     try:
-        if precheck:
-            check_source(precheck)
-        summary = call()
+        with tracked_process():  # crash the runs of dead processes; forget ours at the end
+            if precheck:
+                check_source(precheck)
+            summary = call()
     except IngestError as exc:
         message = mask_secrets(str(exc))
         print(f"error: {message}", file=sys.stderr)

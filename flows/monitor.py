@@ -48,6 +48,7 @@ from flows.cli import cli_main
 from flows.config import MonitorConfig, install_secret_mask
 from schemas.defaults import PERFORMANCE_DAYS
 from tasks.alerts import ALERT_HOOKS, emit_breaches
+from tasks.lifecycle import record_run
 from tasks.registry_handle import open_registry, registry_for
 
 if TYPE_CHECKING:
@@ -468,6 +469,7 @@ def monitor(config: MonitorConfig | None = None) -> dict[str, Any]:
     from registry import read_monitoring
 
     config = config or MonitorConfig()
+    record_run()
     install_secret_mask()
     thresholds = config.thresholds()
     run_id = str(flow_run.get_id() or f"local-{int(time.time())}")

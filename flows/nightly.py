@@ -52,6 +52,7 @@ from flows.retrain import retrain
 from flows.score import score
 from schemas import vocab
 from schemas.defaults import DEFAULT_MODEL_NAME
+from tasks.lifecycle import record_run
 from tasks.registry_handle import open_registry
 
 LANDING_VARIABLE = "bati-landing"
@@ -314,6 +315,7 @@ def _publish_summary(summary: dict[str, Any]) -> None:
 def nightly(config: NightlyConfig | None = None) -> dict[str, Any]:
     """Ingest what landed -> retrain on the store's rolling window -> score -> monitor."""
     config = config or NightlyConfig()
+    record_run()
     logger = get_run_logger()
     landing = resolve_landing(config)  # fails at once, naming the settings
     store_url = resolve_store(config)
@@ -398,13 +400,8 @@ def run_nightly(config: NightlyConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(
-        NightlyConfig,
-        argv,
-        run_nightly,
-        flow_name="nightly",
-        description=__doc__.split("\n")[0],
-    )
+    """``python -m flows.nightly``: the options of :class:`NightlyConfig`, one JSON line out."""
+    return cli_main(NightlyConfig, argv, run_nightly, flow_name="nightly", description=__doc__)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class RetrainSummary:
     trained: TrainedCandidates
     training: TrainingData
     out_dir: Path
-    gates: GateResult | None = None
+    gates: GateResult | None  # None: no champion with references to gate against
 
     def to_dict(self) -> dict[str, Any]:
         """The flow's result and the CLI's last line (keys are a documented contract)."""

@@ -45,6 +45,7 @@ from tasks.clean import clean
 from tasks.explore import eda
 from tasks.features import content_key, featurize, information_value, label
 from tasks.ingest import ingest_source, validate
+from tasks.lifecycle import record_run
 from tasks.register import (
     build_references,
     holdout_fingerprint,
@@ -154,6 +155,7 @@ def _prepare(config: RetrainConfig, source: str, *, out_dir: Path, run_id: str) 
 def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     """Retrain the credit-risk model on the latest transactions and promote it if it is better."""
     config = config or RetrainConfig()
+    record_run()
     install_secret_mask()
     run_id = _run_id()
     out_dir = Path(config.out_dir) if config.out_dir else runs_dir() / run_id

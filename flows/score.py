@@ -23,6 +23,7 @@ from flows.config import MonitorConfig, ScoreConfig, install_secret_mask
 from flows.monitor import monitor as monitor_flow
 from schemas.defaults import DEFAULT_MODEL_NAME
 from tasks.alerts import ALERT_HOOKS
+from tasks.lifecycle import record_run
 from tasks.registry_handle import open_registry, registry_for
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ def score(
     ``db_url``: better left out (``BATI_DB_URL``), so no password becomes a flow-run parameter.
     ``monitor``: run the ``monitor`` subflow after scoring (default).
     """
+    record_run()
     install_secret_mask()
     logger = get_run_logger()
     run_id = str(flow_run.get_id() or f"local-{int(time.time())}")

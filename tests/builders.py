@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,19 @@ def run_python(
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_python(*args: str, env: Mapping[str, str], log: IO[Any]) -> subprocess.Popen:
+    """``python *args`` started from the repository root in a session of its own (so
+    ``os.killpg`` ends it with its children), standard output and error to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

@@ -39,6 +39,7 @@ from builders import (
     build_world,
     last_json,
     run_python,
+    start_python,
     transactions_json,
 )
 from sqlalchemy import create_engine, event, text
@@ -355,14 +356,8 @@ def test_retrain_killed_mid_run_leaves_nothing_half_written(
     # Run 1: killed from outside while the candidates train (the process group: no orphans).
     out1 = tmp_path / "run1"
     with (logs / "run1.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, *_retrain_args(tiny_path, url, out1, kill_at_registration=False)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        args = _retrain_args(tiny_path, url, out1, kill_at_registration=False)
+        proc = start_python(*args, env=env, log=log)
         try:
             _wait_for(out1 / "information_value.csv", proc, 180)  # written just before training
             time.sleep(1.0)
@@ -377,15 +372,13 @@ def test_retrain_killed_mid_run_leaves_nothing_half_written(
     # Run 2: dies at the commit of the version + artifact transaction.
     out2 = tmp_path / "run2"
     with (logs / "run2.log").open("wb") as log:
-        proc2 = subprocess.run(
-            [sys.executable, *_retrain_args(tiny_path, url, out2, kill_at_registration=True)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=300,
-            start_new_session=True,
-        )
+        args = _retrain_args(tiny_path, url, out2, kill_at_registration=True)
+        proc2 = start_python(*args, env=env, log=log)
+        try:
+            proc2.wait(300)
+        finally:
+            if proc2.poll() is None:  # timed out: end the run and its workers
+                os.killpg(proc2.pid, signal.SIGKILL)
     log2 = (logs / "run2.log").read_text()
     assert proc2.returncode == -signal.SIGKILL, log2[-3000:]
     assert "Task run 'evaluate-logreg' - Finished" in log2  # it died registering, not before
