@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 from sqlalchemy import DateTime, MetaData, Table, select
 from sqlalchemy.engine import make_url
 
+from credit.sources import fingerprint_file
 from feed.manifest import Manifest
 from registry.db import create_engine_for, safe_url
 
@@ -47,14 +47,6 @@ class LandingScan:
     pending: list[LandedFile] = field(default_factory=list)
     already_ingested: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why
-
-
-def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class LandingFolder:
@@ -91,7 +83,7 @@ class LandingFolder:
                 elif not name.lower().endswith(SUFFIXES):
                     scan.skipped[rel] = "not a CSV or Parquet file"
                 else:
-                    digest = sha256_file(path)
+                    digest = fingerprint_file(path)
                     if digest in known:
                         scan.already_ingested.append(rel)
                     else:
