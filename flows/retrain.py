@@ -14,37 +14,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from credit.features import FEATURE_VERSION
-from credit.ingest import IngestReport
-from credit.label import TrainingTable
 from credit.paths import runs_dir
-from credit.training import (
-    TrainingData,
-    labelled_table_training,
-    select_best,
-    stratified_sample,
-)
+from credit.training import TrainingData, select_best, stratified_sample
 from flows.candidates import train_and_evaluate
 from flows.cli import cli_main
 from flows.config import DASK_ADDRESS_ENV, RetrainConfig, install_secret_mask
+from flows.prepare import labelled_table_training_data, transactions_training
 from flows.report import RetrainSummary, publish
-from schemas.defaults import DEFAULT_MODEL_NAME
 from tasks.alerts import ALERT_HOOKS, emit_held
-from tasks.clean import clean
-from tasks.explore import eda
-from tasks.features import content_key, featurize, information_value, label
-from tasks.ingest import ingest_source, validate
 from tasks.lifecycle import record_run
 from tasks.register import (
     build_references,
@@ -62,95 +47,6 @@ def _run_id() -> str:
     return str(flow_run.get_id() or f"local-{int(time.time())}")
 
 
-def _as_of(config: RetrainConfig) -> pd.Timestamp | None:
-    as_of = pd.Timestamp(config.as_of) if config.as_of else None
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.tz_localize("UTC")
-    return as_of
-
-
-def _key_parts(config: RetrainConfig, fingerprint: str, as_of: pd.Timestamp | None) -> list[Any]:
-    return [
-        fingerprint,
-        FEATURE_VERSION,
-        str(as_of),
-        config.observation_days,
-        config.performance_days,
-        config.seed,
-    ]
-
-
-@dataclass
-class PreparedData:
-    """What the data stages hand to training: the labelled table, the stored snapshot, the EDA
-    report, the ingestion report and the cache-key parts."""
-
-    table: TrainingTable
-    snapshot: pd.DataFrame
-    eda: Path
-    ingest_report: IngestReport
-    fingerprint: str
-    key_parts: list[Any]
-    n_rows: int
-
-
-def _prepare(config: RetrainConfig, source: str, *, out_dir: Path, run_id: str) -> PreparedData:
-    """ingest -> validate -> clean -> label -> featurize -> eda, on customer buckets: one in
-    memory, or, for a Parquet folder or large file, many on disk (:mod:`credit.outofcore`)."""
-    raw = ingest_source(source, stream=config.out_of_core, min_stream_rows=config.out_of_core_rows)
-    work_dir = out_dir / "spill"
-    try:
-        ingested = validate(
-            raw,
-            work_dir=work_dir,
-            chunk_rows=config.chunk_rows,
-            bucket_rows=config.bucket_rows,
-            max_bad_share=config.max_bad_share,
-            out_dir=out_dir,
-            run_id=run_id,
-            db_url=config.db_url,
-        )
-        del raw
-        cleaned = clean(ingested, sample_rows=config.eda_sample_rows, seed=config.seed)
-        as_of = _as_of(config)
-        key_parts = _key_parts(config, ingested.report.fingerprint, as_of)
-        table = label(
-            cleaned,
-            cache_key=content_key(*key_parts),
-            as_of=as_of,
-            observation_days=config.observation_days,
-            performance_days=config.performance_days,
-            seed=config.seed,
-        )
-        snapshot = featurize(
-            cleaned,
-            as_of=as_of,
-            window_days=config.observation_days,
-            out_dir=out_dir,
-            run_id=run_id,
-            db_url=config.db_url,
-        )
-        report_path = eda(
-            cleaned,
-            out_dir / "eda_report.html",
-            rfm=table.rfm,
-            labels=table.y,
-            ingest_report=ingested.report,
-            features=table.X,
-        )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return PreparedData(
-        table=table,
-        snapshot=snapshot,
-        eda=report_path,
-        ingest_report=ingested.report,
-        fingerprint=ingested.report.fingerprint,
-        key_parts=key_parts,
-        n_rows=cleaned.rows,
-    )
-
-
 @flow(name="retrain", log_prints=True, **ALERT_HOOKS)
 def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     """Retrain the credit-risk model on the latest transactions and promote it if it is better."""
@@ -161,38 +57,12 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     out_dir = Path(config.out_dir) if config.out_dir else runs_dir() / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_registry(config.db_url):
-        prepare = _labelled_table if config.table else _transactions
+        prepare = labelled_table_training_data if config.table else transactions_training
         training = prepare(config, run_id=run_id, out_dir=out_dir)
         summary = _train_register_promote(config, training, run_id=run_id, out_dir=out_dir)
     result = summary.to_dict()
     get_run_logger().info("retrain done: %s", json.dumps(result["metrics"]))
     return result
-
-
-def _transactions(config: RetrainConfig, *, run_id: str, out_dir: Path) -> TrainingData:
-    """ingest -> validate -> clean -> label -> featurize -> EDA, then information value."""
-    prepared = _prepare(config, config.data or str(_demo_data()), out_dir=out_dir, run_id=run_id)
-    iv = information_value(prepared.table.X, prepared.table.y, out_dir)
-    training = TrainingData.from_transactions(
-        prepared.table,
-        prepared.ingest_report,
-        model_name=config.model_name or DEFAULT_MODEL_NAME,
-        key_parts=prepared.key_parts,
-        n_rows=prepared.n_rows,
-        report={"snapshot_customers": len(prepared.snapshot), "eda_report": str(prepared.eda)},
-    )
-    training.snapshot = prepared.snapshot
-    training.iv = {str(r.feature): float(r.iv) for r in iv.itertuples()}
-    return training
-
-
-def _labelled_table(config: RetrainConfig, *, run_id: str, out_dir: Path) -> TrainingData:
-    """Bring your own labels (``--table PATH --target COLUMN``)."""
-    training = labelled_table_training(
-        config.table or "", config.target, seed=config.seed, model_name=config.model_name
-    )
-    get_run_logger().info("labelled table %s: %s", config.table, training.extra["table"])
-    return training
 
 
 def _train_register_promote(
@@ -260,12 +130,6 @@ def run_retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
 
     runner = DaskTaskRunner(address=config.dask_address)
     return retrain.with_options(task_runner=runner)(config)
-
-
-def _demo_data() -> Path:
-    import sampledata
-
-    return sampledata.ensure_demo_data()
 
 
 def main(argv: list[str] | None = None) -> int:
