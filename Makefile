@@ -27,10 +27,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# Scale-out: BATI_DASK_ADDRESS=tcp://HOST:8786 make run (or nightly, serve, worker) runs the data
+# stages (one task per part/bucket group), the grid-search fits and scoring on that Dask cluster,
+# whose workers see this folder at the same path.
 run: install
 	$(BIN)/python -m flows.main --demo
 
 # The Prefect UI on http://127.0.0.1:4200 (state in var/prefect, analytics off); Ctrl-C stops it.
+# Prefect's own database on PostgreSQL (several workers, no SQLite locks): asyncpg comes with
+# prefect; PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://USER:PASS@HOST:5432/prefect make server
+# (tests/integration/test_prefect_postgres.py runs a server and a flow that way).
 server: install
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 

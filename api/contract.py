@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from flask import Response
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 F = TypeVar("F", bound=Callable[..., Any])
 SPEC_ATTR = "__api_endpoint__"
 JSON_ERRORS_IN = (400, 413, 415, 422)  # what any endpoint taking a JSON body may answer
+ADMIN_ERRORS = (401, 403)  # what any admin endpoint may answer (no token, wrong token)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,12 @@ def endpoint(
     media: str = "application/json",
     ok_schema: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Declare a view's contract (apply it under the blueprint's route decorator)."""
-    spec = Endpoint(op, tag, summary, ok, body, tuple(errors), admin, media, ok_schema)
+    """Declare a view's contract (apply it under the blueprint's route decorator).
+
+    ``errors`` are the statuses of the view itself: a ``body`` adds :data:`JSON_ERRORS_IN`,
+    ``admin`` adds :data:`ADMIN_ERRORS`."""
+    implied = (*(JSON_ERRORS_IN if body else ()), *(ADMIN_ERRORS if admin else ()))
+    spec = Endpoint(op, tag, summary, ok, body, (*implied, *errors), admin, media, ok_schema)
 
     def mark(view: F) -> F:
         setattr(view, SPEC_ATTR, spec)
@@ -59,6 +65,11 @@ def endpoint(
 
 def spec_of(view: Callable[..., Any]) -> Endpoint | None:
     return getattr(view, SPEC_ATTR, None)
+
+
+def endpoints(**shared: Any) -> Callable[..., Callable[[F], F]]:
+    """:func:`endpoint` with the keyword arguments a group of routes shares (its tag, ...)."""
+    return partial(endpoint, **shared)
 
 
 def reply(model: BaseModel, status: int = 200) -> Response:

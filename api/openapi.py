@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from api import payloads as p
 from api.config import Settings
-from api.contract import Endpoint, endpoint, spec_of
+from api.contract import Endpoint, endpoints, spec_of
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -267,15 +267,14 @@ def render_docs(doc: dict[str, Any]) -> str:
 
 
 bp = Blueprint("docs", __name__)
+docs_endpoint = endpoints(tag="docs", ok=None)  # every route of this blueprint
 OPENAPI_KEY = "bati_openapi"
 
 
 @bp.get("/openapi.json")
-@endpoint(
+@docs_endpoint(
     op="openapi",
-    tag="docs",
     summary="This OpenAPI 3.1 document",
-    ok=None,
     ok_schema={"type": "object"},
 )
 def openapi_json() -> Response:
@@ -303,11 +302,9 @@ def live_document() -> dict[str, Any]:
 
 
 @bp.get("/docs")
-@endpoint(
+@docs_endpoint(
     op="docs",
-    tag="docs",
     summary="Interactive documentation page",
-    ok=None,
     media="text/html",
     ok_schema={"type": "string"},
 )

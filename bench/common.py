@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+
+def emit(figures: Any, *summary: str) -> int:
+    """Print the ``summary`` lines, then ``figures`` as the one JSON line that ``python -m
+    bench`` reads (the last line of the output); returns the exit status, 0."""
+    for line in summary:
+        print(line)
+    print(json.dumps(figures))
+    return 0
+
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
     """p50/p95/p99 of durations in seconds, as milliseconds (None without values)."""

@@ -59,7 +59,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("grid search logreg", ("train-logreg",)),
     ("grid search random_forest", ("train-random_forest",)),
     ("grid search hist_gb", ("train-hist_gb",)),
-    ("evaluation (3 candidates)", ("evaluate",)),
+    ("grid search scorecard", ("train-scorecard",)),
+    ("evaluation (every candidate)", ("evaluate",)),
     ("permutation importance (chosen)", ("importance",)),
     ("registration + promotion", ("register", "promote")),
 ]

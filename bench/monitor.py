@@ -12,7 +12,6 @@ is a JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -25,6 +24,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.common import emit  # noqa: E402
 from credit.monitoring import build_references, feature_stability  # noqa: E402
 
 TARGET_S = 10.0
@@ -70,14 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         "max_psi": round(max(figures.values()), 4),
         "ok": (t2 - t1) < TARGET_S and peak < TARGET_MIB,
     }
-    print(
+    return emit(
+        result,
         f"monitoring {args.customers:,} customers x {args.inputs} inputs: references "
         f"{result['references_s']:.2f} s, PSI of every input and the score {result['psi_s']:.2f} s "
         f"(target < {TARGET_S:.0f} s), peak RSS {result['peak_rss_mib']:,} MiB (target < "
-        f"{TARGET_MIB:,} MiB, including both populations)"
+        f"{TARGET_MIB:,} MiB, including both populations)",
     )
-    print(json.dumps(result))
-    return 0
 
 
 if __name__ == "__main__":

@@ -693,20 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bati-soak-"))
-    figures = run_soak(
-        folder,
-        seconds=args.seconds,
-        rate=args.rate,
-        threads=args.threads,
-        promote_at=args.promote_at,
-        reload_seconds=args.reload_seconds,
-        max_switch_seconds=args.max_switch_seconds,
-        workers=args.workers,
-        worker_threads=args.worker_threads,
-        db_url=args.db_url,
-        rows=args.rows,
-        customers=args.customers,
-    )
+    # Every option but --json is a keyword argument of run_soak, under the same name.
+    figures = run_soak(folder, **{k: v for k, v in vars(args).items() if k != "json"})
     print("\n".join(report(figures, args.seconds, args.rate)))
     if args.json:
         print(json.dumps(figures))

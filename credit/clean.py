@@ -141,27 +141,34 @@ def clean_transactions(tx: pd.DataFrame) -> CleanResult:
     return CleanResult(df, report)
 
 
-def clean_buckets(
-    buckets: CustomerBuckets, *, sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = 0
-) -> CustomerBuckets:
-    """:func:`clean_transactions` on every customer bucket, with the report of the whole.
+@dataclass
+class CleanedGroup:
+    """One bucket group cleaned (:func:`clean_group`): its cleaned buckets, their reports, the
+    distinct values of the optional constant columns, first/last time (ns) and EDA sample."""
 
-    Each bucket's rows are in source order and exact duplicates share a customer, so
-    deduplication keeps the same first occurrence as on the whole data. CurrencyCode and
-    CountryCode are left out of every bucket when constant over the whole data (as on one
-    frame). A bucket in memory stays in memory; buckets on disk are replaced by cleaned ones,
-    and ``sample_rows`` cleaned rows are drawn (``seed``) for the EDA report.
-    """
-    t0 = time.perf_counter()
-    on_disk = not buckets.in_memory
-    fraction = min(1.0, sample_rows / buckets.rows) if buckets.rows else 0.0
-    rng = np.random.default_rng(seed)
-    reports: list[CleanReport] = []
+    buckets: list[Bucket]
+    reports: list[CleanReport]
+    distinct: dict[str, list]
+    first: int | None
+    last: int | None
+    sample: pd.DataFrame | None
+
+
+def clean_group(
+    group: CustomerBuckets, *, sample_fraction: float = 0.0, seed: int = 0
+) -> CleanedGroup:
+    """:func:`clean_transactions` on each bucket of a group (:meth:`CustomerBuckets.groups`).
+
+    A bucket in memory stays in memory; one on disk is replaced by ``clean-BUCKET.parquet``.
+    Out of core, each cleaned row is drawn for the EDA sample with probability
+    ``sample_fraction`` (bucket ``b`` draws with the seed ``(seed, b)``: the same sample
+    whichever process cleans which bucket)."""
     distinct: dict[str, set] = {c: set() for c in OPTIONAL_CONSTANTS}
-    first = last = None
-    samples: list[pd.DataFrame] = []
+    reports: list[CleanReport] = []
     cleaned: list[Bucket] = []
-    for bucket, df in zip(buckets.buckets, buckets.frames(), strict=True):
+    samples: list[pd.DataFrame] = []
+    first = last = None
+    for i, (bucket, df) in enumerate(zip(group.buckets, group.frames(), strict=True)):
         for c in OPTIONAL_CONSTANTS:
             if c in df.columns:
                 distinct[c].update(pd.unique(df[c].dropna()).tolist())
@@ -170,36 +177,66 @@ def clean_buckets(
         leftover = [c for c in OPTIONAL_CONSTANTS if c in result.data.columns]
         tx = result.data.drop(columns=leftover) if leftover else result.data
         reports.append(result.report)
+        on_disk = not isinstance(bucket, pd.DataFrame)
         if len(tx):
             t = time_ns(tx)
             lo, hi = int(t.min()), int(t.max())
             first = lo if first is None else min(first, lo)
             last = hi if last is None else max(last, hi)
-            if on_disk:
-                take = rng.random(len(tx)) < fraction
+            if on_disk and sample_fraction > 0:
+                rng = np.random.default_rng([seed, group.offset + i])
+                take = rng.random(len(tx)) < sample_fraction
                 if take.any():
                     samples.append(tx.loc[take])
-        if isinstance(bucket, Path):
-            out = bucket.with_name(bucket.name.replace("customers-", "clean-"))
+        if on_disk:
+            files = [bucket] if isinstance(bucket, Path) else list(bucket)
+            out = files[0].with_name(f"clean-{group.offset + i:05d}.parquet")
             tx.to_parquet(out, index=False)
-            bucket.unlink()
+            for f in files:
+                f.unlink()
             cleaned.append(out)
         else:
             cleaned.append(tx)
         del tx, result
-    dropped = [c for c in OPTIONAL_CONSTANTS if len(distinct[c]) <= 1]
-    first_ts, last_ts = (
-        None if x is None else pd.Timestamp(x, unit="ns", tz="UTC") for x in (first, last)
+    return CleanedGroup(
+        buckets=cleaned,
+        reports=reports,
+        distinct={c: sorted(v, key=str) for c, v in distinct.items()},
+        first=first,
+        last=last,
+        sample=pd.concat(samples) if samples else None,
     )
+
+
+def sample_fraction(rows: int, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> float:
+    """The share of cleaned rows drawn for the EDA report out of core."""
+    return min(1.0, sample_rows / rows) if rows else 0.0
+
+
+def combine_cleaned(
+    buckets: CustomerBuckets, groups: list[CleanedGroup], *, started: float
+) -> CustomerBuckets:
+    """The cleaned buckets of every group (in order), with the report of the whole; the EDA
+    sample, if any, is stored in the work folder."""
+    reports = [r for g in groups for r in g.reports]
+    dropped = [
+        c for c in OPTIONAL_CONSTANTS if len({v for g in groups for v in g.distinct[c]}) <= 1
+    ]
+    firsts = [g.first for g in groups if g.first is not None]
+    lasts = [g.last for g in groups if g.last is not None]
+    first_ts = pd.Timestamp(min(firsts), unit="ns", tz="UTC") if firsts else None
+    last_ts = pd.Timestamp(max(lasts), unit="ns", tz="UTC") if lasts else None
+    cleaned = [b for g in groups for b in g.buckets]
     report = CleanReport(
         **{k: sum(getattr(r, k) for r in reports) for k in _BUCKET_SUMS},
         constant_columns_dropped=dropped,
         start=_iso(first_ts),
         end=_iso(last_ts),
         buckets=len(cleaned),
-        seconds=round(time.perf_counter() - t0, 3),
+        seconds=round(time.perf_counter() - started, 3),
     )
     sample_path = None
+    samples = [g.sample for g in groups if g.sample is not None]
     if samples and buckets.folder is not None:  # kept on disk until the report asks for it
         sample_path = buckets.folder / "eda-sample.parquet"
         sample = pd.concat(samples)
@@ -217,3 +254,22 @@ def clean_buckets(
         folder=buckets.folder,
         sample_path=sample_path,
     )
+
+
+def clean_buckets(
+    buckets: CustomerBuckets, *, sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = 0
+) -> CustomerBuckets:
+    """:func:`clean_transactions` on every customer bucket, with the report of the whole
+    (:func:`clean_group` per bucket, then :func:`combine_cleaned`; the flow runs one task per
+    bucket group instead).
+
+    Each bucket's rows are in source order and exact duplicates share a customer, so
+    deduplication keeps the same first occurrence as on the whole data. CurrencyCode and
+    CountryCode are left out of every bucket when constant over the whole data (as on one
+    frame). A bucket in memory stays in memory; buckets on disk are replaced by cleaned ones,
+    and ``sample_rows`` cleaned rows are drawn (``seed``) for the EDA report.
+    """
+    t0 = time.perf_counter()
+    fraction = sample_fraction(buckets.rows, sample_rows)
+    groups = [clean_group(g, sample_fraction=fraction, seed=seed) for g in buckets.groups()]
+    return combine_cleaned(buckets, groups, started=t0)

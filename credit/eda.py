@@ -20,11 +20,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
+from credit.report_links import PAGE_CSS  # noqa: E402
 from schemas import vocab  # noqa: E402
 
 MAX_PLOT_ROWS = 200_000
+#: Figure width (inches) at which a PNG (at ``_DPI``) fits the page's content column unscaled.
+FIGURE_WIDTH = 12.5
+_DPI = 90
 _ROW_IDS = ("TransactionId", "BatchId")
 _CORE_FEATURES = (
     "n_tx",
@@ -59,38 +63,43 @@ _REQUIRED = (
 _CATEGORICAL = ("ProductCategory", "ChannelId", "ProviderId", "PricingStrategy")
 _LOG_SPAN = 1e3  # positive values spanning more than this ratio are drawn on a log scale
 _COLORS = ("#2b6cb0", "#38a169", "#d69e2e", "#e53e3e", "#805ad5", "#319795")
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1200px;color:#1a202c;line-height:1.45;padding:0 1rem}
-h1{border-bottom:3px solid #2b6cb0;padding-bottom:.3rem}
-h2{margin-top:2.2rem;border-bottom:1px solid #cbd5e0;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
-th,td{border:1px solid #e2e8f0;padding:.25rem .6rem;text-align:right}
-th{background:#edf2f7}
+_CSS = (
+    PAGE_CSS
+    + """
+th,td{text-align:right;white-space:nowrap}
 td:first-child,th:first-child{text-align:left}
 img{max-width:100%;height:auto;display:block;margin:.6rem 0}
 .note{color:#4a5568;font-size:.92rem}
 .warn{color:#c53030;font-weight:600}
 nav a{margin-right:.8rem}
 """
+)
 
 
 def _png(fig: plt.Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=_DPI)
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
 def _table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = "{:,.4g}") -> str:
-    return df.to_html(
+    """An HTML table in a container that scrolls sideways when it is wider than the page."""
+    table = df.to_html(
         index=index,
         escape=True,
         border=0,
         float_format=lambda v: floatfmt.format(v),
         na_rep="",
     )
+    return f'<div class="scroll">{table}</div>'
+
+
+def _count_axis(ax: plt.Axes) -> None:
+    """At most five thousands-separated ticks on a horizontal count axis (no crowding)."""
+    ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
 def _p(text: str, cls: str = "note") -> str:
@@ -157,6 +166,7 @@ def _overview(tx: pd.DataFrame) -> str:
         + "<h3>Columns</h3>"
         + _table(dtypes)
         + note
+        + "<h3>First five rows</h3>"
         + _table(tx.head(5).astype("str"), index=False)
     )
 
@@ -169,6 +179,7 @@ def _missing(tx: pd.DataFrame) -> str:
         return _p("No missing values in any column.") + out
     fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
     counts[counts > 0].sort_values().plot.barh(ax=ax, color=_COLORS[3])
+    _count_axis(ax)
     ax.set_xlabel("missing rows")
     return out + _png(fig)
 
@@ -176,7 +187,7 @@ def _missing(tx: pd.DataFrame) -> str:
 def _numeric(sample: pd.DataFrame) -> str:
     amount = sample["Amount"].to_numpy(dtype=np.float64)
     value = sample["Value"].to_numpy(dtype=np.float64)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(FIGURE_WIDTH, 3.8), layout="constrained")
     if _spans_orders(np.abs(amount)):
         bins = np.logspace(0, np.log10(max(np.abs(amount).max(), 10)), 50)
         axes[0].hist(amount[amount > 0], bins=bins, alpha=0.7, label="debits", color=_COLORS[0])
@@ -211,20 +222,23 @@ def _numeric(sample: pd.DataFrame) -> str:
         if _spans_orders(value) or _spans_orders(np.abs(amount))
         else "Amounts span less than three orders of magnitude: linear scale."
     )
-    return note + _png(fig) + _table(desc)
+    return note + _png(fig) + _table(desc, floatfmt="{:,.0f}")
 
 
 def _categorical(tx: pd.DataFrame) -> str:
     cols = [c for c in (*_CATEGORICAL, "ProductId") if c in tx]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), layout="constrained")
+    # two panels a row, each bar at least ~0.3 inch tall: bar labels and level names never touch
+    fig, axes = plt.subplots(3, 2, figsize=(FIGURE_WIDTH, 13), layout="constrained")
     flat = axes.ravel()
     for ax, col in zip(flat, cols, strict=False):
         counts = tx[col].astype("str").value_counts().head(15).sort_values()
         bars = ax.barh(counts.index, counts.to_numpy(), color=_COLORS[0])
-        ax.bar_label(bars, labels=[f"{v:,}" for v in counts.to_numpy()], fontsize=7, padding=2)
+        ax.bar_label(bars, labels=[f"{v:,}" for v in counts.to_numpy()], fontsize=8, padding=3)
         ax.set_title(col + (" (15 most frequent)" if col == "ProductId" else ""))
         ax.set_xlabel("rows")
-        ax.margins(x=0.18)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.margins(x=0.2)
+        _count_axis(ax)
     for ax in flat[len(cols) :]:
         ax.set_visible(False)
     return _png(fig)
@@ -353,7 +367,7 @@ def _over_time(tx: pd.DataFrame) -> str:
         },
         index=index,
     )
-    fig, axes = plt.subplots(3, 1, figsize=(13, 8), sharex=True, layout="constrained")
+    fig, axes = plt.subplots(3, 1, figsize=(FIGURE_WIDTH, 8), sharex=True, layout="constrained")
     axes[0].plot(daily.index, daily["transactions"], color=_COLORS[0])
     axes[0].set_ylabel("transactions / day")
     axes[0].plot(daily.index, daily["customers"], color=_COLORS[1], label="active customers")
@@ -370,9 +384,14 @@ def _over_time(tx: pd.DataFrame) -> str:
 
 def _fraud(tx: pd.DataFrame) -> str:
     cols = [c for c in _CATEGORICAL if c in tx]
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 4), layout="constrained")
+    n_rows = (len(cols) + 1) // 2
+    fig, axes = plt.subplots(
+        n_rows, 2, figsize=(FIGURE_WIDTH, 3.4 * n_rows), layout="constrained", squeeze=False
+    )
+    for ax in axes.ravel()[len(cols) :]:
+        ax.set_visible(False)
     tables = []
-    for ax, col in zip(np.atleast_1d(axes), cols, strict=True):
+    for ax, col in zip(axes.ravel(), cols, strict=False):
         codes, levels = pd.factorize(tx[col])
         size = np.bincount(codes[codes >= 0], minlength=len(levels))
         frauds = np.bincount(
@@ -409,7 +428,7 @@ def _rfm(rfm: pd.DataFrame, labels: pd.Series | None, seed: int) -> str:
     if len(data) > 20_000:
         data = data.sample(20_000, random_state=seed)
     seg = data["segment"] if "segment" in data else pd.Series(0, index=data.index)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 5), layout="constrained")
     for k in sorted(seg.unique()):
         part = data[seg == k]
         label = f"segment {k}"

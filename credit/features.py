@@ -330,11 +330,19 @@ def customer_features(
     tx: pd.DataFrame | CustomerBuckets, *, as_of: pd.Timestamp, window_days: int | None = None
 ) -> pd.DataFrame:
     """:func:`build_customer_features` bucket by bucket (the same rows in the same order)."""
-    frames = [
+    return concat_customer_frames(
+        bucket_features(CustomerBuckets.of(tx), as_of=as_of, window_days=window_days)
+    )
+
+
+def bucket_features(
+    group: CustomerBuckets, *, as_of: pd.Timestamp, window_days: int | None = None
+) -> list[pd.DataFrame]:
+    """:func:`build_customer_features` of each bucket of a group (one task per group)."""
+    return [
         build_customer_features(frame, as_of=as_of, window_days=window_days)
-        for frame in CustomerBuckets.of(tx).frames(FEATURE_INPUT_COLUMNS)
+        for frame in group.frames(FEATURE_INPUT_COLUMNS)
     ]
-    return concat_customer_frames(frames)
 
 
 def concat_customer_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -403,12 +411,25 @@ def build_feature_snapshot(
     computed exactly as the model's training features were. ``attrs`` carries ``as_of`` (ISO
     string), ``window_days`` and ``feature_version`` (JSON-ready, so Parquet keeps them).
     """
-    from schemas.features import validate_feature_snapshot
 
     buckets = CustomerBuckets.of(tx)
     as_of = snapshot_as_of(buckets) if as_of is None else to_utc(as_of)
-    frame = customer_features(buckets, as_of=as_of, window_days=window_days)
-    frame = validate_feature_snapshot(frame, columns=FEATURE_COLUMNS)
+    frames = [
+        f
+        for g in buckets.groups()
+        for f in bucket_features(g, as_of=as_of, window_days=window_days)
+    ]
+    return finish_feature_snapshot(frames, as_of=as_of, window_days=window_days)
+
+
+def finish_feature_snapshot(
+    frames: list[pd.DataFrame], *, as_of: pd.Timestamp, window_days: int | None
+) -> pd.DataFrame:
+    """The validated snapshot from every bucket's features (:func:`bucket_features`), with the
+    ``attrs`` of :func:`build_feature_snapshot`; ``frames`` is emptied."""
+    from schemas.features import validate_feature_snapshot
+
+    frame = validate_feature_snapshot(concat_customer_frames(frames), columns=FEATURE_COLUMNS)
     frame.attrs.update(
         as_of=as_of.isoformat(), window_days=window_days, feature_version=FEATURE_VERSION
     )

@@ -196,29 +196,42 @@ def _iso(ts: pd.Timestamp) -> str:
     return to_utc(ts).isoformat()
 
 
-def build_training_table(
-    tx: pd.DataFrame | CustomerBuckets,
+@dataclass
+class LabelWindows:
+    """The windows of a training table (:func:`label_windows`): what every bucket needs."""
+
+    mode: str
+    as_of: pd.Timestamp
+    cutoff: pd.Timestamp
+    features_as_of: pd.Timestamp
+    window_days: int | None
+    rfm_start: pd.Timestamp
+    report: dict
+
+
+@dataclass
+class BucketLabelParts:
+    """One bucket group's customer-level pieces of the training table (:func:`label_parts`)."""
+
+    features: list[pd.DataFrame]
+    rfms: list[pd.DataFrame]
+    seen: int
+    excluded_new: int
+
+
+def label_windows(
+    buckets: CustomerBuckets,
     *,
     as_of: pd.Timestamp | None = None,
     observation_days: int = OBSERVATION_DAYS,
     performance_days: int = PERFORMANCE_DAYS,
     mode: str = "out_of_time",
-    seed: int = 42,
-) -> TrainingTable:
-    """Customer features and proxy label, out of time by default.
-
-    ``tx``: clean transactions, as a frame or as customer buckets (features, first-seen dates and
-    RFM are computed bucket by bucket; the KMeans label runs on the whole customer-level RFM
-    table, so the result is the same). ``as_of`` defaults to the data's last timestamp.
-    ``out_of_time``: cutoff = as_of - performance_days; features from ``[cutoff -
-    observation_days, cutoff)``, label from the RFM of ``[cutoff, as_of]``. ``same_window``
-    (naive, for comparison only): features and label RFM from all data up to ``as_of``.
-    """
+) -> LabelWindows:
+    """Check the options and place the windows (see :func:`build_training_table`)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if observation_days <= 0 or performance_days <= 0:
         raise ValueError("window lengths must be positive")
-    buckets = CustomerBuckets.of(tx)
     if buckets.last is None or buckets.first is None:
         raise ValueError("no transactions")
     as_of = buckets.last if as_of is None else to_utc(as_of)
@@ -236,37 +249,87 @@ def build_training_table(
         cutoff, rfm_start = as_of, buckets.first
         features_as_of, window_days = as_of + pd.Timedelta(microseconds=1), None
         windows = {"features_and_label": [_iso(rfm_start), _iso(as_of)]}
-    as_of_ns, cutoff_ns = (int(x.as_unit("ns").value) for x in (as_of, cutoff))
+    return LabelWindows(mode, as_of, cutoff, features_as_of, window_days, rfm_start, windows)
+
+
+def label_parts(group: CustomerBuckets, w: LabelWindows) -> BucketLabelParts:
+    """Features, RFM and first-seen counts of each bucket of a group (one task per group)."""
+    as_of_ns, cutoff_ns = (int(x.as_unit("ns").value) for x in (w.as_of, w.cutoff))
     features, rfms = [], []
     seen = excluded_new = 0
-    for frame in buckets.frames(FEATURE_INPUT_COLUMNS):
+    for frame in group.frames(FEATURE_INPUT_COLUMNS):
         t = time_ns(frame)
         own = own_mask(frame) & (t <= as_of_ns)
         first_seen = pd.Series(t[own]).groupby(frame.loc[own, "CustomerId"].to_numpy()).min()
         seen += len(first_seen)
-        if mode == "out_of_time":
+        if w.mode == "out_of_time":
             excluded_new += int((first_seen >= cutoff_ns).sum())
-        X = build_customer_features(frame, as_of=features_as_of, window_days=window_days)
+        X = build_customer_features(frame, as_of=w.features_as_of, window_days=w.window_days)
         features.append(X)
-        rfms.append(rfm_table(frame, start=rfm_start, end=as_of, customers=X.index))
+        rfms.append(rfm_table(frame, start=w.rfm_start, end=w.as_of, customers=X.index))
+    return BucketLabelParts(features, rfms, seen, excluded_new)
+
+
+def finish_training_table(
+    parts: list[BucketLabelParts], w: LabelWindows, *, seed: int = 42
+) -> TrainingTable:
+    """The training table from every bucket group's parts: features and RFM concatenated,
+    then the KMeans proxy label on the whole customer-level RFM table."""
+    features = [f for p in parts for f in p.features]
+    rfms = [r for p in parts for r in p.rfms]
+    seen = sum(p.seen for p in parts)
+    excluded_new = sum(p.excluded_new for p in parts)
     X = concat_customer_frames(features)
     rfm = pd.concat(rfms).reindex(X.index) if len(rfms) > 1 else rfms[0]
     rfm.index.name = INDEX_NAME
 
     result = proxy_label(rfm, seed=seed)
     report = {
-        "mode": mode,
-        "windows": windows,
-        "as_of": _iso(as_of),
-        "cutoff": _iso(cutoff),
+        "mode": w.mode,
+        "windows": w.report,
+        "as_of": _iso(w.as_of),
+        "cutoff": _iso(w.cutoff),
         "n_customers_seen": int(seen),
         "n_customers": int(len(X)),
         "excluded_no_history": excluded_new,
-        "excluded_dormant": int(seen - len(X) - excluded_new) if mode == "out_of_time" else 0,
+        "excluded_dormant": int(seen - len(X) - excluded_new) if w.mode == "out_of_time" else 0,
         "label": result.report,
     }
     rfm = rfm.assign(segment=result.segments, **{LABEL_NAME: result.labels})
-    return TrainingTable(X=X, y=result.labels, cutoff=cutoff, as_of=as_of, report=report, rfm=rfm)
+    return TrainingTable(
+        X=X, y=result.labels, cutoff=w.cutoff, as_of=w.as_of, report=report, rfm=rfm
+    )
+
+
+def build_training_table(
+    tx: pd.DataFrame | CustomerBuckets,
+    *,
+    as_of: pd.Timestamp | None = None,
+    observation_days: int = OBSERVATION_DAYS,
+    performance_days: int = PERFORMANCE_DAYS,
+    mode: str = "out_of_time",
+    seed: int = 42,
+) -> TrainingTable:
+    """Customer features and proxy label, out of time by default.
+
+    ``tx``: clean transactions, as a frame or as customer buckets (features, first-seen dates and
+    RFM are computed bucket by bucket (:func:`label_parts`; the flow runs one task per bucket
+    group); the KMeans label runs on the whole customer-level RFM table, so the result is the
+    same). ``as_of`` defaults to the data's last timestamp.
+    ``out_of_time``: cutoff = as_of - performance_days; features from ``[cutoff -
+    observation_days, cutoff)``, label from the RFM of ``[cutoff, as_of]``. ``same_window``
+    (naive, for comparison only): features and label RFM from all data up to ``as_of``.
+    """
+    buckets = CustomerBuckets.of(tx)
+    w = label_windows(
+        buckets,
+        as_of=as_of,
+        observation_days=observation_days,
+        performance_days=performance_days,
+        mode=mode,
+    )
+    parts = [label_parts(g, w) for g in buckets.groups()]
+    return finish_training_table(parts, w, seed=seed)
 
 
 def split_customers(

@@ -10,7 +10,9 @@ PSI = sum((actual - expected) * ln(actual / expected)) over the bins, with empty
 
 Decay (:func:`decay_report`): once the performance window of a past score run has matured, the
 realized label of the customers scored then gives the realized ROC-AUC, KS and Brier, and per
-band the realized default rate against the band's mean predicted PD.
+band the realized default rate against the band's mean predicted PD. A band breaches only when
+its exact (Clopper-Pearson) interval lies wholly outside its PD range, so the false-alarm rate
+of a calibrated band stays at the nominal level however few customers it holds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.stats import beta, norm
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from credit.evaluate import ks_statistic
@@ -31,7 +34,7 @@ ACT = 0.25
 DEFAULT_BINS = 10
 MAX_LEVELS = 30
 AUC_DROP = 0.05
-BAND_Z = 1.96
+BAND_CONFIDENCE = 0.95
 Level = Literal["watch", "act"]
 
 
@@ -198,17 +201,41 @@ class DecayReport:
         return out
 
 
-def wilson_interval(events: int, n: int, z: float = BAND_Z) -> tuple[float, float]:
-    """Wilson score interval of a rate ``events / n`` (``z`` = 0: the rate itself)."""
+def rate_interval(events: int, n: int, confidence: float = BAND_CONFIDENCE) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a rate ``events / n`` (``confidence`` 0: the rate).
+
+    Exact, not Wilson: Wilson's lower limit for one event is too high when n is small (1 of 3
+    gives 0.061), so a calibrated band with a PD ceiling of 4 % would breach 11 % of the time
+    instead of at most 2.5 %. Each tail of this interval holds at most ``(1 - confidence) / 2``.
+    """
     if n == 0:
         return 0.0, 1.0
-    p = events / n
-    if z <= 0:
-        return p, p
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    if confidence <= 0:
+        return events / n, events / n
+    tail = (1 - confidence) / 2
+    low = 0.0 if events == 0 else float(beta.ppf(tail, events, n - events + 1))
+    high = 1.0 if events == n else float(beta.ppf(1 - tail, events + 1, n - events))
+    return low, high
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Hanley & McNeil (1982) standard error of a ROC-AUC on ``positives`` and ``negatives``."""
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def holdout_auc_se(metrics: Mapping[str, Any]) -> float | None:
+    """The standard error of a version's holdout ROC-AUC, from its stored bootstrap 95 %
+    interval (``roc_auc_ci_low``/``high``), else None."""
+    low, high = metrics.get("roc_auc_ci_low"), metrics.get("roc_auc_ci_high")
+    if low is None or high is None or not np.isfinite([low, high]).all():
+        return None
+    return float(high - low) / (2 * 1.959964)
 
 
 def decay_report(
@@ -217,16 +244,21 @@ def decay_report(
     bands: np.ndarray,
     *,
     holdout_auc: float | None,
+    holdout_se: float | None = None,
     band_pd_ranges: Mapping[str, tuple[float, float]] | None = None,
     auc_drop: float = AUC_DROP,
-    band_z: float = BAND_Z,
+    band_confidence: float = BAND_CONFIDENCE,
 ) -> DecayReport:
     """Realized ROC-AUC/KS/Brier and per-band realized vs predicted default rates.
 
-    A breach when the AUC falls ``auc_drop`` or more below ``holdout_auc``, or when a band's
+    A breach when the AUC falls ``auc_drop`` or more below ``holdout_auc`` and the fall is
+    beyond the sampling error of the two AUCs (``holdout_se``, the holdout's standard error,
+    and the realized AUC's Hanley-McNeil one, at ``band_confidence``): a holdout of 175
+    customers measures an AUC to +-0.07, and the champion is the version whose holdout AUC came
+    out high, so a 0.05 fall from it alone is no evidence of decay. Or when a band's
     realized default rate leaves the band's PD range (``band_pd_ranges``: band -> (low, high))
-    by more than its sampling error: the band's Wilson interval at ``band_z`` (0: the rate
-    itself) lies wholly outside the range, so three customers in a band cannot breach it.
+    by more than its sampling error: the band's exact interval at ``band_confidence`` (0: the
+    rate itself, :func:`rate_interval`) lies wholly outside the range.
     """
     p = np.asarray(pd_hat, dtype=np.float64)
     y = np.asarray(realized, dtype=np.int64)
@@ -240,7 +272,11 @@ def decay_report(
         brier=float(brier_score_loss(y, p, pos_label=1)) if len(y) else float("nan"),
     )
     if auc is not None and holdout_auc is not None and auc <= holdout_auc - auc_drop:
-        report.breaches.append(Breach("realized_roc_auc", auc, holdout_auc - auc_drop, "act"))
+        se = auc_standard_error(auc, int(y.sum()), int(len(y) - y.sum()))
+        se = float(np.hypot(se, holdout_se or 0.0))
+        z = float(norm.ppf(0.5 + band_confidence / 2)) if band_confidence > 0 else 0.0
+        if not np.isfinite(se) or holdout_auc - auc > z * se:
+            report.breaches.append(Breach("realized_roc_auc", auc, holdout_auc - auc_drop, "act"))
     frame = pd.DataFrame({"band": np.asarray(bands).astype(str), "p": p, "y": y})
     for band, rows in frame.groupby("band", sort=True):
         rate = float(rows["y"].mean())
@@ -253,7 +289,7 @@ def decay_report(
         if band_pd_ranges and band in band_pd_ranges:
             low, high = band_pd_ranges[band]
             entry["pd_range"] = [low, high]
-            lo_ci, hi_ci = wilson_interval(int(rows["y"].sum()), len(rows), band_z)
+            lo_ci, hi_ci = rate_interval(int(rows["y"].sum()), len(rows), band_confidence)
             entry["rate_interval"] = [round(lo_ci, 6), round(hi_ci, 6)]
             if hi_ci < low or lo_ci > high:
                 bound = low if rate < low else high
@@ -456,15 +492,19 @@ def realized_proxy_label(
     seed: int = 42,
 ) -> pd.Series:
     """The proxy label (credit.label: KMeans on RFM) of ``customers`` over their transactions
-    in ``(as_of, as_of + performance_days]``: what their score at ``as_of`` predicted."""
+    in ``[as_of, as_of + performance_days]``: what their score at ``as_of`` predicted.
+
+    The windows of the training label (:func:`credit.label.build_training_table` with
+    ``cutoff`` = ``as_of``): the snapshot's features use transactions strictly before
+    ``as_of``, the label those from ``as_of`` on, so for the customers a model scored at
+    ``as_of`` this is the label a retrain ``performance_days`` later gives them."""
     from credit.label import proxy_label, rfm_table
 
     as_of = pd.Timestamp(as_of)
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of
-    start = as_of + pd.Timedelta(microseconds=1)
     end = as_of + pd.Timedelta(days=performance_days)
-    rfm = rfm_table(tx, start=start, end=end, customers=pd.Index(customers, dtype="str"))
-    return proxy_label(rfm, seed=seed).labels
+    rfm = rfm_table(tx, start=as_of, end=end, customers=pd.Index(customers, dtype="str"))
+    return proxy_label(rfm, seed=seed, stability_seeds=()).labels
 
 
 def realized_outcomes(

@@ -31,6 +31,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _unit_axes(ax, fig, path: Path, *, xlabel: str, ylabel: str, title: str, legend: str) -> Path:
+    """Label a curve on the unit square (x in [0, 1], y in [0, 1.01]), add its legend, save."""
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title.strip(), xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc=legend)
+    return _save(fig, path)
+
+
 def plot_roc(y: np.ndarray, p: np.ndarray, path: Path, *, title: str = "") -> Path:
     """ROC curve with the AUC and Gini in the legend and the chance diagonal."""
     fpr, tpr, _ = roc_curve(y, p)
@@ -38,15 +45,15 @@ def plot_roc(y: np.ndarray, p: np.ndarray, path: Path, *, title: str = "") -> Pa
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.plot(fpr, tpr, color=_BAD, lw=2, label=f"model (AUC {auc:.3f}, Gini {2 * auc - 1:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
-    ax.set(
+    return _unit_axes(
+        ax,
+        fig,
+        path,
         xlabel="False positive rate",
         ylabel="True positive rate (recall)",
-        title=f"ROC curve {title}".strip(),
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+        title=f"ROC curve {title}",
+        legend="lower right",
     )
-    ax.legend(loc="lower right")
-    return _save(fig, path)
 
 
 def plot_pr(y: np.ndarray, p: np.ndarray, path: Path, *, title: str = "") -> Path:
@@ -56,15 +63,15 @@ def plot_pr(y: np.ndarray, p: np.ndarray, path: Path, *, title: str = "") -> Pat
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.step(recall, precision, where="post", color=_BAD, lw=2, label=f"model (AP {ap:.3f})")
     ax.axhline(np.mean(y), ls="--", color="grey", lw=1, label=f"prevalence {np.mean(y):.2f}")
-    ax.set(
+    return _unit_axes(
+        ax,
+        fig,
+        path,
         xlabel="Recall",
         ylabel="Precision",
-        title=f"Precision-recall {title}".strip(),
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+        title=f"Precision-recall {title}",
+        legend="upper right",
     )
-    ax.legend(loc="upper right")
-    return _save(fig, path)
 
 
 def plot_calibration(
@@ -102,15 +109,15 @@ def plot_ks(y: np.ndarray, p: np.ndarray, path: Path, *, title: str = "") -> Pat
         lw=2,
         label=f"KS = {gap[i]:.3f} at p = {grid[i]:.2f}",
     )
-    ax.set(
+    return _unit_axes(
+        ax,
+        fig,
+        path,
         xlabel="Predicted probability of high risk",
         ylabel="Cumulative share of class",
-        title=f"KS curve {title}".strip(),
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+        title=f"KS curve {title}",
+        legend="lower right",
     )
-    ax.legend(loc="lower right")
-    return _save(fig, path)
 
 
 def plot_score_distribution(
@@ -128,22 +135,11 @@ def plot_score_distribution(
         lo, hi = 0.0, 1.0
     bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    ax.hist(
-        values[y == 0],
-        bins=bins,
-        alpha=0.6,
-        color=_GOOD,
-        density=True,
-        label=f"low risk (n={int((y == 0).sum())})",
-    )
-    ax.hist(
-        values[y == 1],
-        bins=bins,
-        alpha=0.6,
-        color=_BAD,
-        density=True,
-        label=f"high risk (n={int((y == 1).sum())})",
-    )
+    for cls, color, name in ((0, _GOOD, "low risk"), (1, _BAD, "high risk")):
+        part = values[y == cls]
+        ax.hist(
+            part, bins=bins, alpha=0.6, color=color, density=True, label=f"{name} (n={len(part)})"
+        )
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.2f}")
     ax.set(xlabel=xlabel, ylabel="density", title=f"Score distribution {title}".strip())

@@ -11,6 +11,7 @@ Everything here is a module-level class or function so fitted pipelines round-tr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,7 +121,10 @@ class SignedLog1p(TransformerMixin, BaseEstimator):
 
     A column is heavy-tailed when its training skewness exceeds ``skew_threshold`` in absolute
     value and its largest absolute value exceeds ``min_abs_max`` (so shares in [0, 1] and 0/1 flags
-    stay linear). NaN passes through untouched (imputation comes after).
+    stay linear). NaN passes through untouched (imputation comes after). Values are clipped to
+    the training range first (``low_``, ``high_``): a level almost absent in training (a share
+    with a tiny standard deviation) must not become a z-score of thousands at scoring time and
+    push a linear model's PD to 1e-189.
     """
 
     def __init__(self, skew_threshold: float = 1.0, min_abs_max: float = 1.0) -> None:
@@ -142,13 +146,23 @@ class SignedLog1p(TransformerMixin, BaseEstimator):
         skew = np.nan_to_num(skew, nan=0.0)
         abs_max = np.nan_to_num(abs_max, nan=0.0)
         self.log_columns_ = (np.abs(skew) > self.skew_threshold) & (abs_max > self.min_abs_max)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: no bounds
+            self.low_ = np.nan_to_num(np.nanmin(X, axis=0), nan=-np.inf)
+            self.high_ = np.nan_to_num(np.nanmax(X, axis=0), nan=np.inf)
         return self
+
+    def clip(self, X: np.ndarray) -> np.ndarray:
+        """A copy of ``X`` clipped to the training range (NaN stays; a model fitted before the
+        bounds existed is left as it was)."""
+        low, high = getattr(self, "low_", None), getattr(self, "high_", None)
+        return X.copy() if low is None or high is None else np.clip(X, low, high)
 
     def transform(self, X) -> np.ndarray:
         check_is_fitted(self, "log_columns_")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
-        out = X.copy()
-        out[:, self.log_columns_] = signed_log1p(X[:, self.log_columns_])
+        out = self.clip(X)
+        out[:, self.log_columns_] = signed_log1p(out[:, self.log_columns_])
         return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -230,11 +244,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         scale: bool = True,
         min_frequency: float | int | None = 0.01,
     ) -> None:
-        self.numeric = numeric
-        self.categorical = categorical
-        self.encoding = encoding
-        self.scale = scale
-        self.min_frequency = min_frequency
+        self.numeric, self.categorical = numeric, categorical
+        self.encoding, self.scale, self.min_frequency = encoding, scale, min_frequency
 
     def __sklearn_tags__(self):
         return nan_tolerant_tags(super().__sklearn_tags__(), string=True)
@@ -275,3 +286,99 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "transformer_")
         return self.transformer_.get_feature_names_out()
+
+    def column_groups(self) -> dict[str, np.ndarray] | None:
+        """For every input column, the output columns that depend on it alone (its value, its
+        missing-value indicator, its one-hot levels), or None when the layout is not the one
+        :func:`make_preprocessor` builds. Every step is columnwise, so changing one input
+        column changes only its group."""
+        check_is_fitted(self, "transformer_")
+        ct = self.transformer_
+        groups: dict[str, np.ndarray] = {}
+        for name, pipe, columns in ct.transformers_:
+            if name not in ("num", "cat"):
+                continue
+            where = ct.output_indices_[name]
+            width = where.stop - where.start
+            if name == "num":
+                found = ct.named_transformers_["num"].named_steps["impute"].indicator_
+                flagged = [] if found is None else list(found.features_)
+                extra = {i: len(columns) + pos for pos, i in enumerate(flagged)}
+                if len(columns) + len(flagged) != width:
+                    return None
+                for i, col in enumerate(columns):
+                    cols = [i] if i not in extra else [i, extra[i]]
+                    groups[str(col)] = where.start + np.asarray(cols, dtype=np.intp)
+                continue
+            steps = pipe.named_steps
+            encoder = steps.get("onehot")
+            sizes = (
+                list(getattr(encoder, "_n_features_outs", [])) if encoder else [1] * len(columns)
+            )
+            if len(sizes) != len(columns) or sum(sizes) != width:
+                return None
+            ends = np.cumsum(sizes)
+            for col, end, size in zip(columns, ends.tolist(), sizes, strict=True):
+                groups[str(col)] = where.start + np.arange(end - size, end, dtype=np.intp)
+        return groups
+
+    def fast_transform(self, X: pd.DataFrame) -> np.ndarray:
+        """:meth:`transform` of a DataFrame holding every input column, computed column by
+        column with numpy (the same operations, so the same numbers) for the one-hot layout;
+        any other layout goes through :meth:`transform`."""
+        check_is_fitted(self, "transformer_")
+        ct = self.transformer_
+        if self.encoding != "onehot" or set(ct.named_transformers_) - {"num", "cat", "remainder"}:
+            return self.transform(X)
+        width = max(s.stop for s in ct.output_indices_.values())
+        out = np.empty((len(X), width), dtype=np.float64)
+        for name, pipe, columns in ct.transformers_:
+            if name == "num":
+                out[:, ct.output_indices_[name]] = _numeric_block(pipe, X, list(columns))
+            elif name == "cat":
+                out[:, ct.output_indices_[name]] = _onehot_block(pipe, X, list(columns))
+        return out
+
+
+def _numeric_block(pipe: Pipeline, X: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The numeric pipeline (signed log, median imputation with indicators, scaling)."""
+    steps = pipe.named_steps
+    values = np.empty((len(X), len(columns)), dtype=np.float64, order="F")  # column writes
+    for i, c in enumerate(columns):
+        values[:, i] = X[c].to_numpy(dtype=np.float64, na_value=np.nan)
+    logged = steps["log"].log_columns_
+    values = steps["log"].clip(values)
+    values[:, logged] = signed_log1p(values[:, logged])
+    imputer = steps["impute"]
+    missing = np.isnan(values)
+    fill = np.nan_to_num(imputer.statistics_.astype(np.float64), nan=0.0)
+    values = np.where(missing, fill, values)
+    if imputer.indicator_ is not None:
+        values = np.hstack([values, missing[:, imputer.indicator_.features_].astype(np.float64)])
+    scaler = steps.get("scale")
+    if scaler is not None:
+        if scaler.with_mean:
+            values -= scaler.mean_
+        if scaler.with_std:
+            values /= scaler.scale_
+    return values
+
+
+def _onehot_block(pipe: Pipeline, X: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The categorical pipeline (text, "missing", one-hot with pooled rare and unseen levels)."""
+    encoder = pipe.named_steps["onehot"]
+    fill = pipe.named_steps["impute"].fill_value
+    infrequent = getattr(encoder, "infrequent_categories_", [None] * len(columns))
+    blocks = []
+    for col, levels, rare in zip(columns, encoder.categories_, infrequent, strict=True):
+        text = to_str_object(X[[col]])[col].fillna(fill)
+        rare_set = set() if rare is None else set(rare.tolist())
+        frequent = [c for c in levels.tolist() if c not in rare_set]
+        slot = {c: i for i, c in enumerate(frequent)} | dict.fromkeys(rare_set, len(frequent))
+        pooled = len(frequent) if rare_set else -1  # unseen levels: the pooled column, or none
+        codes = text.map(slot).fillna(pooled).to_numpy(dtype=np.intp)
+        block = np.zeros((len(X), len(frequent) + bool(rare_set)), dtype=np.float64)
+        seen = codes >= 0
+        block[np.flatnonzero(seen), codes[seen]] = 1.0
+        blocks.append(block)
+    return np.hstack(blocks) if blocks else np.empty((len(X), 0))

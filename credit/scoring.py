@@ -9,21 +9,31 @@ threshold, and the scorecard and loan-policy configuration.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from credit.models import single_threaded
 from credit.policy import LoanPolicy, spending_capacity
 from credit.preprocess import TabularPreprocessor, validate_frame
-from credit.reasons import reason_codes, reference_values
+from credit.reasons import (
+    ColumnwiseModel,
+    columnwise_impacts,
+    reason_codes,
+    reference_values,
+    top_reasons,
+)
 from credit.scorecard import Scorecard
 from credit.woe import binary_target
-from credit.woe_scorecard import WoEScorecard
+from credit.woe_scorecard import WoEScorecard, gc_paused
 
 SCORE_COLUMNS = (
     "probability",
@@ -82,11 +92,8 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         policy: dict[str, Any] | None = None,
         model_name: str = "model",
     ) -> None:
-        self.estimator = estimator
-        self.threshold = threshold
-        self.scorecard = scorecard
-        self.policy = policy
-        self.model_name = model_name
+        self.estimator, self.threshold, self.model_name = estimator, threshold, model_name
+        self.scorecard, self.policy = scorecard, policy  # plain dicts (or None), validated at fit
 
     # -- construction -------------------------------------------------------------------------
 
@@ -244,8 +251,15 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         self, X: pd.DataFrame, Xa: pd.DataFrame, *, with_reasons: bool, top: int
     ) -> pd.DataFrame:
         card = scorecard_estimator(self.estimator_)
+        view = self._columnwise() if len(Xa) and card is None else None
         if with_reasons and len(Xa) and card is not None and _only_step(self.estimator_, card):
             pd_, reasons = card.pd_and_reasons(Xa, top=top)  # reasons: points lost, one binning
+        elif view is not None and with_reasons:  # PD and reset impacts from one transform
+            features = [f for f in self.reference_ if f in Xa.columns]
+            pd_, impact = columnwise_impacts(view, Xa)
+            reasons = top_reasons(Xa, impact, self.reference_, features=features, top=top)
+        elif view is not None:  # the estimator's own head on the numpy preprocessing
+            pd_, reasons = np.asarray(view.head(view.transform(Xa)), dtype=float), None
         else:
             pd_, reasons = self.estimator_.predict_proba(Xa)[:, 1], None
         scorecard, policy = self.get_scorecard(), self.get_policy()
@@ -264,16 +278,113 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
         if reasons is None and with_reasons and len(Xa) and card is not None:
             reasons = card.reason_codes(Xa, top=top)  # points lost against the best bins
         elif reasons is None and with_reasons and len(Xa):
-            reasons = reason_codes(
-                lambda batch: self.estimator_.predict_proba(batch)[:, 1],
-                Xa,
-                self.reference_,
-                top=top,
-            )
+            reasons = self._reasons(Xa, top)
         elif reasons is None:
-            reasons = [[] for _ in range(len(Xa))]
+            with gc_paused():  # many empty lists: no collector passes over them meanwhile
+                reasons = [[] for _ in range(len(Xa))]
         frame["reasons"] = pd.Series(reasons, index=X.index, dtype=object)
         return frame
+
+    def _reasons(self, Xa: pd.DataFrame, top: int) -> list[list[dict[str, Any]]]:
+        """Reset-to-reference reasons by re-predicting the stacked raw rows (any estimator)."""
+        return reason_codes(
+            lambda batch: self.estimator_.predict_proba(batch)[:, 1], Xa, self.reference_, top=top
+        )
+
+    def _columnwise(self) -> ColumnwiseModel | None:
+        """The estimator as transform + head (:class:`credit.reasons.ColumnwiseModel`), built
+        once per fitted estimator; None when its structure is not one this knows."""
+        cached = _VIEWS.get(self)
+        if cached is not None and cached[0] is self.estimator_:
+            return cached[1]
+        view = columnwise_view(self.estimator_, self.feature_names_, self.reference_)
+        _VIEWS[self] = (self.estimator_, view)
+        return view
+
+
+_VIEWS: weakref.WeakKeyDictionary[CreditRiskModel, tuple[Any, ColumnwiseModel | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def columnwise_view(
+    estimator: Any, features: list[str], reference: dict[str, Any]
+) -> ColumnwiseModel | None:
+    """``Pipeline(prep=TabularPreprocessor, clf)``, possibly inside a one-fold
+    ``CalibratedClassifierCV`` (sigmoid or isotonic), as a :class:`ColumnwiseModel`: the
+    preprocessing's column groups, the classifier (and calibrator) as head; a logistic
+    regression as an exact linear head, a tree ensemble with its split thresholds."""
+    calibrator = None
+    if hasattr(estimator, "calibrated_classifiers_"):
+        ccs = estimator.calibrated_classifiers_
+        if len(ccs) != 1 or ccs[0].method not in ("sigmoid", "isotonic"):
+            return None
+        calibrator, estimator = ccs[0].calibrators[0], ccs[0].estimator
+        estimator = getattr(estimator, "estimator", estimator)  # FrozenEstimator
+    steps = getattr(estimator, "named_steps", None)
+    if not steps or list(steps) != ["prep", "clf"]:
+        return None
+    prep, clf = steps["prep"], steps["clf"]
+    if not isinstance(prep, TabularPreprocessor):
+        return None
+    groups = prep.column_groups()
+    if groups is None or any(f not in groups for f in reference):
+        return None
+    ref_row = pd.DataFrame([{f: reference.get(f) for f in features}], columns=features)
+    for col in prep.numeric_:
+        ref_row[col] = ref_row[col].astype(float)
+    z_ref = prep.transform(ref_row)[0]
+    response = getattr(clf, "decision_function", None) if calibrator is not None else None
+
+    def link(decision: np.ndarray) -> np.ndarray:  # decision (or PD) -> calibrated PD
+        if calibrator is None:
+            return decision
+        out = np.asarray(calibrator.predict(np.ravel(decision)), dtype=float)
+        out[(out > 1.0) & (out <= 1.0 + 1e-5)] = 1.0  # as CalibratedClassifierCV does
+        return out.reshape(np.shape(decision))
+
+    def head(Z: np.ndarray) -> np.ndarray:
+        raw = response(Z) if response is not None else clf.predict_proba(Z)[:, 1]
+        return link(raw)
+
+    linear = None
+    if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == 1:
+        if calibrator is not None and response is None:
+            return None
+        linear = (clf.coef_[0].astype(float), float(clf.intercept_[0]))
+    thresholds = _split_thresholds(clf, len(z_ref))
+    return ColumnwiseModel(
+        transform=prep.fast_transform,
+        head=head,
+        groups=[groups[f] for f in reference],
+        z_reference=np.asarray(z_ref, dtype=float),
+        linear=linear,
+        link=None if linear is None else (expit if calibrator is None else link),
+        thresholds=thresholds,
+        float32=thresholds is not None and hasattr(clf, "estimators_"),
+    )
+
+
+def _split_thresholds(clf: Any, width: int) -> list[np.ndarray] | None:
+    """Per input column of a tree ensemble, its sorted distinct split thresholds (None for
+    other classifiers)."""
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    if isinstance(clf, HistGradientBoostingClassifier):
+        for trees in clf._predictors:
+            for tree in trees:
+                nodes = tree.nodes[~tree.nodes["is_leaf"].astype(bool)]
+                if nodes["is_categorical"].any():
+                    return None
+                pairs.append((nodes["feature_idx"], nodes["num_threshold"]))
+    elif isinstance(clf, RandomForestClassifier):
+        for est in clf.estimators_:
+            split = est.tree_.feature >= 0
+            pairs.append((est.tree_.feature[split], est.tree_.threshold[split]))
+    else:
+        return None
+    feature = np.concatenate([p[0] for p in pairs]).astype(np.intp)
+    value = np.concatenate([p[1] for p in pairs]).astype(float)
+    return [np.unique(value[feature == c]) for c in range(width)]
 
 
 def scorecard_estimator(estimator: Any) -> WoEScorecard | None:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from schemas.settings import setting
+
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT_OF_CORE_ROWS = 5_000_000
@@ -74,13 +76,7 @@ def csv_size_limit(value: int | None = None) -> int:
     """The CSV size limit: ``value``, else ``BATI_MAX_CSV_BYTES``, else 1 GiB."""
     if value is not None:
         return int(value)
-    raw = os.environ.get(MAX_CSV_BYTES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_CSV_BYTES
-    try:
-        return int(float(raw))
-    except ValueError:
-        raise ValueError(f"{MAX_CSV_BYTES_ENV} must be a number of bytes, not {raw!r}") from None
+    return int(setting("max_csv_bytes"))
 
 
 def _size(n: float) -> str:

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from credit.evaluate import Evaluation, calibrate_if_better, evaluate_candidate
+from credit.evaluate import (
+    Evaluation,
+    calibrate_from_oof,
+    calibrate_if_better,
+    calibrate_on_holdout,
+    evaluate_candidate,
+)
 from credit.features import FEATURE_VERSION
 from credit.ingest import IngestReport
 from credit.label import TrainingTable
@@ -27,6 +33,9 @@ from credit.scoring import CreditRiskModel, scorecard_estimator
 
 METRIC_KEYS = ("roc_auc", "ks", "brier", "accuracy", "precision", "recall", "f1")
 CALIBRATIONS = ("sigmoid", "isotonic")
+#: From this many customers a refit (search on a sample) is calibrated on a held-out 20 %
+#: with one fit (:func:`credit.evaluate.calibrate_on_holdout`) instead of cross-validated fits.
+HOLDOUT_CALIBRATION_ROWS = 20_000
 
 
 @dataclass
@@ -95,15 +104,30 @@ def finalize_candidate(
     importance_repeats: int = 5,
 ) -> CandidateOutcome:
     """Calibrate if it lowers validation Brier (never a WoE scorecard: its PD is the sum of its
-    points), then evaluate once on the held-out test split."""
+    points), then evaluate once on the held-out test split.
+
+    Validation data, cheapest first: the search's out-of-fold predictions of exactly
+    ``split.X_train`` (no fit at all), else for a large refit a held-out 20 % (one fit), else
+    :func:`credit.evaluate.calibrate_if_better`'s fit / calibration / validation split."""
     t0 = time.perf_counter()
     X_train, y_train = split.X_train, split.y_train
     # a scorecard is never calibrated: its PD must stay the sum of its points (and its reason
     # codes the points lost); the threshold is still chosen on validation data
     methods = () if scorecard_estimator(search.best_estimator) is not None else CALIBRATIONS
-    fitted, calibration = calibrate_if_better(
-        search.best_estimator, X_train, y_train, seed=seed, n_jobs=n_jobs, methods=methods
-    )
+    if _has_oof(search, X_train):
+        # the search's own out-of-fold predictions: no fit needed to decide or calibrate
+        fitted, calibration = calibrate_from_oof(
+            search.best_estimator, search.oof, y_train, seed=seed, methods=methods
+        )
+    elif not _is_fitted(search.best_estimator) and len(X_train) >= HOLDOUT_CALIBRATION_ROWS:
+        # a large refit (the search ran on a sample): one fit, calibrated on a held-out part
+        fitted, calibration = calibrate_on_holdout(
+            search.best_estimator, X_train, y_train, seed=seed, methods=methods
+        )
+    else:
+        fitted, calibration = calibrate_if_better(
+            search.best_estimator, X_train, y_train, seed=seed, n_jobs=n_jobs, methods=methods
+        )
     threshold = float(calibration["threshold"])
     model = CreditRiskModel.from_search(fitted, X_train, y_train, threshold, model_name=model_name)
     evaluation = evaluate_candidate(
@@ -127,6 +151,24 @@ def finalize_candidate(
         evaluation=evaluation,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _has_oof(search: SearchResult, X_train: pd.DataFrame) -> bool:
+    """True when the search recorded out-of-fold predictions of exactly ``X_train`` and its
+    best estimator is the one fitted on them (not a clone to refit on other rows)."""
+    oof = getattr(search, "oof", None)
+    return oof is not None and oof.index.equals(X_train.index) and _is_fitted(search.best_estimator)
+
+
+def _is_fitted(estimator: Any) -> bool:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
 
 
 def points_records(model: CreditRiskModel) -> list[dict[str, Any]] | None:

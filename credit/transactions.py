@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 ROW_COLUMN = "_row"
 """Global source row number of a spilled row (dropped when the bucket is read)."""
 
-Bucket = pd.DataFrame | Path
-"""A bucket held in memory, or a Parquet file of a work folder."""
+Bucket = pd.DataFrame | Path | tuple[Path, ...]
+"""A bucket held in memory, or Parquet file(s) of a work folder (one per part group that spilled
+rows into it, read in order: source order)."""
 
 
 def to_utc(ts: pd.Timestamp | str) -> pd.Timestamp:
@@ -61,7 +62,8 @@ class CustomerBuckets:
     ``first``/``last``: first and last transaction time; ``rows``: rows over all buckets;
     ``report``: the cleaning report (None before cleaning); ``drop_rows``: global row numbers
     (``ROW_COLUMN``) of spilled rows quarantined afterwards, left out when a bucket is read;
-    ``sample_path``: out of core, a seeded uniform sample of the cleaned rows for the EDA report.
+    ``sample_path``: out of core, a seeded uniform sample of the cleaned rows for the EDA report;
+    ``offset``: in a group of :meth:`groups`, the number of its first bucket in the whole.
     """
 
     buckets: list[Bucket]
@@ -72,6 +74,7 @@ class CustomerBuckets:
     folder: Path | None = None
     drop_rows: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     sample_path: Path | None = None
+    offset: int = 0
 
     @classmethod
     def of(cls, tx: pd.DataFrame | CustomerBuckets) -> CustomerBuckets:
@@ -98,12 +101,31 @@ class CustomerBuckets:
             wanted = None if columns is None else list(columns)
             if wanted is not None and self.drop_rows.size:
                 wanted.append(ROW_COLUMN)
-            df = pd.read_parquet(bucket, columns=wanted)
+            files = [bucket] if isinstance(bucket, Path) else list(bucket)
+            pieces = [pd.read_parquet(f, columns=wanted) for f in files]
+            df = pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+            del pieces
             if ROW_COLUMN in df.columns:
                 if self.drop_rows.size:
                     df = df.loc[~np.isin(df[ROW_COLUMN].to_numpy(), self.drop_rows)]
                 df = df.drop(columns=[ROW_COLUMN]).reset_index(drop=True)
             yield df
+
+    def groups(self, size: int = 1) -> list[CustomerBuckets]:
+        """The buckets in groups of ``size`` (one Prefect task each), each a
+        :class:`CustomerBuckets` with this one's dates, work folder and dropped rows."""
+        size = max(1, size)
+        return [
+            CustomerBuckets(
+                self.buckets[i : i + size],
+                self.first,
+                self.last,
+                folder=self.folder,
+                drop_rows=self.drop_rows,
+                offset=self.offset + i,
+            )
+            for i in range(0, len(self.buckets), size)
+        ]
 
     def to_frame(self) -> pd.DataFrame:
         """All transactions in one frame (the bucket itself when there is one in memory)."""

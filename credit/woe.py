@@ -22,10 +22,12 @@ floats, so skops can persist it) and fits inside a ``ColumnTransformer``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, column_or_1d
 
@@ -76,6 +78,12 @@ def binary_target(y, n: int, who: str) -> tuple[np.ndarray, np.ndarray]:
             f"y has {classes.size} classes"
         )
     return (y == classes[1]).astype(np.int64), classes
+
+
+def binary_classifier_tags(tags: Tags) -> Tags:
+    """``tags`` of a classifier that takes a binary target only (:func:`binary_target`)."""
+    tags.classifier_tags.multi_class = False
+    return tags
 
 
 def _is_numeric(s: pd.Series) -> bool:
@@ -282,15 +290,18 @@ class WoEEncoder(TransformerMixin, BaseEstimator):
     def iv_table(self) -> pd.DataFrame:
         """One row per feature: IV, its band and the number of bins, highest IV first."""
         check_is_fitted(self, "bins_")
-        table = pd.DataFrame(
-            {
-                "feature": list(self.iv_),
-                "iv": list(self.iv_.values()),
-                "strength": [iv_strength(v) for v in self.iv_.values()],
-                "n_bins": [len(self.bins_[f]["labels"]) for f in self.iv_],
-            }
+        return ranked_iv_table(
+            self.iv_,
+            strength=[iv_strength(v) for v in self.iv_.values()],
+            n_bins=[len(self.bins_[f]["labels"]) for f in self.iv_],
         )
-        return table.sort_values(["iv", "feature"], ascending=[False, True], ignore_index=True)
+
+
+def ranked_iv_table(iv: dict[str, float], **columns: list[Any]) -> pd.DataFrame:
+    """One row per feature of ``iv`` (feature, iv, then ``columns`` in that order), highest IV
+    first, ties by feature name."""
+    table = pd.DataFrame({"feature": list(iv), "iv": list(iv.values()), **columns})
+    return table.sort_values(["iv", "feature"], ascending=[False, True], ignore_index=True)
 
 
 _WOE_COLUMNS = ("feature", "bin", "count", "bad", "good", "bad_rate", "woe", "iv_contribution")

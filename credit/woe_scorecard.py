@@ -7,7 +7,7 @@
    the data supports it (``monotonic_trend="auto_asc_desc"``), categorical levels are grouped by
    event rate. Every feature also has a **Special** bin (values listed in ``special_codes``) and a
    **Missing** bin; a level unseen in fitting gets WoE 0 (no evidence).
-2. **Selection by IV**: features whose information value is under ``min_iv`` are dropped (the
+2. **Selection by IV**: features whose information value is under ``min_iv`` (0.01) are dropped (the
    best one is kept when none passes), then, strongest first, those whose WoE correlates above
    ``max_corr`` with a stronger kept feature.
 3. **Logistic regression** on the WoE values of the selected features; a feature given a
@@ -25,7 +25,12 @@ bin scores the most points below that feature's best bin.
 The fitted state is plain data (lists, dicts, floats, numpy arrays): the optbinning objects are
 discarded after fitting, so the model persists with skops and scores without importing optbinning.
 WoE follows optbinning's (and :mod:`credit.woe`'s) convention ``ln(%good / %bad)``: positive is
-safer than average; a bin without events or non-events gets WoE 0, as in optbinning.
+safer than average. It is smoothed (``woe_prior_rows``, an m-estimate: each bin counts as if it
+held that many more rows at the overall event rate), so a bin of a few dozen rows (a Missing
+bin, a rare level) does not get an extreme WoE from noise, and a bin seen empty gets WoE 0.
+Measured on German-credit-like tables (tests/unit/test_woe_scorecard.py), smoothing and a
+lower ``min_iv`` (0.01 rather than 0.02: age's IV sits near 0.02 although it matters) raise the
+held-out ROC-AUC; neither finer bins nor a stronger regularisation did.
 """
 
 from __future__ import annotations
@@ -41,12 +46,13 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from credit.preprocess import nan_tolerant_tags, to_str_object, validate_frame
 from credit.reasons import humanise
 from credit.scorecard import Scorecard
-from credit.woe import binary_target
+from credit.woe import binary_classifier_tags, binary_target, ranked_iv_table
 
 POINTS_COLUMNS = ("feature", "bin", "count", "event_rate", "woe", "iv", "points")
 SPECIAL, MISSING = "Special", "Missing"
@@ -64,8 +70,17 @@ def _numeric_labels(splits: Sequence[float]) -> list[str]:
     ]
 
 
-def _woe_iv(n_event: np.ndarray, n_nonevent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """optbinning's WoE ``ln(%nonevent / %event)`` (0 for a bin lacking either) and IV."""
+def _woe_iv(
+    n_event: np.ndarray, n_nonevent: np.ndarray, prior_rows: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """WoE ``ln(%nonevent / %event)`` and IV per bin. ``prior_rows`` > 0: each bin gets that
+    many rows at the overall event rate (an m-estimate), shrinking a small bin's WoE towards
+    0; 0: optbinning's WoE (0 for a bin lacking events or non-events)."""
+    total = n_event.sum() + n_nonevent.sum()
+    if prior_rows > 0 and n_event.sum() > 0 and n_nonevent.sum() > 0:
+        rate = n_event.sum() / total
+        n_event = n_event + prior_rows * rate
+        n_nonevent = n_nonevent + prior_rows * (1 - rate)
     dist_event = n_event / max(n_event.sum(), 1)
     dist_nonevent = n_nonevent / max(n_nonevent.sum(), 1)
     ok = (n_event > 0) & (n_nonevent > 0)
@@ -92,6 +107,9 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         "descending", "auto", "peak", "valley", ... or None for none).
     max_n_prebins, min_prebin_size, min_bin_size, max_n_bins: optbinning's binning limits.
     special_codes: values binned apart in a Special bin (e.g. ``[-1]`` for "not applicable").
+    woe_prior_rows: each bin's WoE is estimated as if it held this many more rows at the overall
+        event rate (an m-estimate): a small bin's (Missing, a rare level) noisy WoE shrinks
+        towards 0, a large bin's barely moves; 0 gives optbinning's raw WoE.
     C, class_weight, max_iter: the LogisticRegression on the WoE values.
     scorecard: points-to-double-odds scaling as ``Scorecard.to_dict()``; None reads the policy
         (credit/policy.toml).
@@ -106,7 +124,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         numeric: Sequence[str] = (),
         categorical: Sequence[str] = (),
         *,
-        min_iv: float = 0.02,
+        min_iv: float = 0.01,
         max_corr: float | None = 0.8,
         monotonic_trend: str | None = "auto_asc_desc",
         max_n_prebins: int = 20,
@@ -114,6 +132,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         min_bin_size: float | None = 0.05,
         max_n_bins: int | None = None,
         special_codes: Sequence[Any] | None = None,
+        woe_prior_rows: float = 20.0,
         C: float = 1.0,
         class_weight: dict | str | None = None,
         max_iter: int = 1000,
@@ -129,15 +148,14 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         self.min_bin_size = min_bin_size
         self.max_n_bins = max_n_bins
         self.special_codes = special_codes
+        self.woe_prior_rows = woe_prior_rows
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.scorecard = scorecard
 
-    def __sklearn_tags__(self):
-        tags = nan_tolerant_tags(super().__sklearn_tags__(), string=True)
-        tags.classifier_tags.multi_class = False
-        return tags
+    def __sklearn_tags__(self) -> Tags:
+        return binary_classifier_tags(nan_tolerant_tags(super().__sklearn_tags__(), string=True))
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -258,7 +276,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             built = table.build()["Bin"].tolist()
             n_bins = len(n_event) - 2  # bins, then Special and Missing
             spec["groups"] = [[str(v) for v in group] for group in built[:n_bins]]
-        return self._finish(spec, n_event, n_nonevent)
+        return self._finish(spec, n_event, n_nonevent, self.woe_prior_rows)
 
     def _all_missing(self, name: str, event: np.ndarray) -> dict[str, Any]:
         spec: dict[str, Any] = {"kind": self.kinds_[name]}
@@ -266,16 +284,18 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         n_regular = 1 if spec["kind"] == "numeric" else 0
         n_event = np.array([0.0] * (n_regular + 1) + [event.sum()])
         n_nonevent = np.array([0.0] * (n_regular + 1) + [event.size - event.sum()])
-        return self._finish(spec, n_event, n_nonevent)
+        return self._finish(spec, n_event, n_nonevent, self.woe_prior_rows)
 
     @staticmethod
-    def _finish(spec: dict[str, Any], n_event: np.ndarray, n_nonevent: np.ndarray) -> dict:
+    def _finish(
+        spec: dict[str, Any], n_event: np.ndarray, n_nonevent: np.ndarray, prior_rows: float
+    ) -> dict:
         """Add labels, counts, event rates, WoE and IV to a spec with its splits or groups."""
         if spec["kind"] == "numeric":
             labels = _numeric_labels(spec["splits"])
         else:
             labels = ["[" + ", ".join(g) + "]" for g in spec["groups"]]
-        woe, iv = _woe_iv(n_event, n_nonevent)
+        woe, iv = _woe_iv(n_event, n_nonevent, prior_rows)
         count = n_event + n_nonevent
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(count > 0, n_event / count, np.nan)
@@ -393,15 +413,11 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
     def iv_table(self) -> pd.DataFrame:
         """One row per input feature: IV, number of bins and whether it was selected."""
         check_is_fitted(self, "points_")
-        table = pd.DataFrame(
-            {
-                "feature": list(self.iv_),
-                "iv": list(self.iv_.values()),
-                "n_bins": [len(self.bins_[c]["labels"]) - 2 for c in self.iv_],
-                "selected": [c in set(self.selected_) for c in self.iv_],
-            }
+        return ranked_iv_table(
+            self.iv_,
+            n_bins=[len(self.bins_[c]["labels"]) - 2 for c in self.iv_],
+            selected=[c in set(self.selected_) for c in self.iv_],
         )
-        return table.sort_values(["iv", "feature"], ascending=[False, True], ignore_index=True)
 
     def reason_codes(
         self, X: pd.DataFrame | np.ndarray, *, top: int = 3

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from typing import Any
 from uuid import UUID
 
+from schemas.settings import check_flow_settings, setting
 from tasks.alerts import (
     BREACH_EVENT,
     FLOW_CRASHED_EVENT,
@@ -67,7 +67,7 @@ def ensure_block(url: str | None = None) -> UUID:
     saved ``bati-alerts`` block; returns its document id."""
     from prefect.blocks.notifications import NotificationBlock
 
-    url = url or os.environ.get(ALERT_WEBHOOK_ENV)
+    url = url or setting("alert_webhook")
     if url:
         block = webhook_block(url)
         return block.save(BLOCK_NAME, overwrite=True)
@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook", help=f"webhook URL (default ${ALERT_WEBHOOK_ENV})")
     parser.add_argument("--retrain-on-drift", metavar="DEPLOYMENT_ID", type=UUID)
     args = parser.parse_args(argv)
+    refused = check_flow_settings()  # a bad BATI_* value: one line naming it, exit 2
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
     try:
         names = ensure_automations(args.webhook, args.retrain_on_drift)
     except Exception as exc:

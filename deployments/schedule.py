@@ -8,7 +8,7 @@ one never takes over the other: ``nightly/nightly`` vs ``nightly/nightly-pool``,
 
 from __future__ import annotations
 
-import os
+from schemas.settings import setting
 
 RETRAIN_CRON = "0 2 * * *"  # 02:00 every night: the nightly flow (ingest, retrain, score)
 NIGHTLY_CRON = RETRAIN_CRON
@@ -26,7 +26,7 @@ NIGHTLY_RETRAIN_RUNS = "nightly-retrain-*"
 
 def schedule_timezone() -> str:
     """``BATI_SCHEDULE_TZ`` (an IANA name) or Addis Ababa."""
-    return os.environ.get("BATI_SCHEDULE_TZ", DEFAULT_TIMEZONE)
+    return setting("schedule_tz")
 
 
 def score_after_retrain_trigger(retrain_deployment: str = RETRAIN_DEPLOYMENT) -> dict:

@@ -5,16 +5,23 @@ what landed -> retrain on the store's window -> score -> monitor. Its source: th
 ``config.landing``, else ``BATI_LANDING`` in this process's environment, else the Prefect Variable
 ``bati-landing``; a run without one fails at once naming them (the demo only with ``demo: true``).
 ``nightly-retrain`` retrains by hand and ``nightly-score`` scores after each of its completed
-runs. Needs a Prefect server (``PREFECT_API_URL``). The work-pool deployments of prefect.yaml have
-other names (``*-pool``), so the two ways never take over each other's deployments.
+runs. Needs a Prefect server (``PREFECT_API_URL``). With ``BATI_DASK_ADDRESS`` set for this
+process, every deployment runs its data stages, fits and scoring on that Dask cluster. The
+work-pool deployments of prefect.yaml have other names (``*-pool``), so the two ways never take
+over each other's deployments.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 from prefect import serve
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron
 
+from deployments import entrypoints
 from deployments.schedule import (
     NIGHTLY_CRON,
     NIGHTLY_DEPLOYMENT,
@@ -24,8 +31,7 @@ from deployments.schedule import (
     score_after_retrain_trigger,
 )
 from flows.nightly import nightly
-from flows.retrain import retrain
-from flows.score import score
+from schemas.settings import check_flow_settings
 
 
 def build_deployments() -> list:
@@ -38,19 +44,33 @@ def build_deployments() -> list:
         "its rolling window, score, monitor. Source: config.landing, BATI_LANDING or the "
         "Variable bati-landing.",
     )
-    retraining = retrain.to_deployment(
+    retraining = entrypoints.retrain.to_deployment(
         name=RETRAIN_DEPLOYMENT,
         tags=["bati"],
         description="A retrain by hand (config.data: a file, folder or URL#table); the nightly "
         "deployment retrains every night.",
     )
-    scoring = score.to_deployment(
+    scoring = entrypoints.score.to_deployment(
         name=SCORE_DEPLOYMENT,
         triggers=[DeploymentEventTrigger(**score_after_retrain_trigger(RETRAIN_DEPLOYMENT))],
         tags=["bati", "nightly"],
         description="Batch-score every customer of the latest feature snapshot with the champion.",
     )
+    # A served run is started from its entrypoint in a new process: the one that picks the
+    # Dask task runner from that process's BATI_DASK_ADDRESS.
+    retraining.entrypoint = _entrypoint("retrain")
+    scoring.entrypoint = _entrypoint("score")
     return [night, retraining, scoring]
+
+
+def _entrypoint(name: str) -> str:
+    """``deployments/entrypoints.py:NAME``, relative to the serving process's folder."""
+    path = Path(entrypoints.__file__).resolve()
+    try:
+        relative = path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        relative = Path(os.path.relpath(path, Path.cwd()))
+    return f"{relative}:{name}"
 
 
 def setup_alerts(deployments: list) -> None:
@@ -68,6 +88,10 @@ def setup_alerts(deployments: list) -> None:
 
 
 def main() -> None:
+    refused = check_flow_settings()  # a bad BATI_* value: one line naming it, exit 2
+    if refused:
+        print(refused, file=sys.stderr)
+        raise SystemExit(2)
     deployments = build_deployments()
     setup_alerts(deployments)
     serve(*deployments, pause_on_shutdown=False)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 
@@ -77,6 +77,41 @@ class FileIngest:
         return asdict(self)
 
 
+#: A file's counters, as its manifest entry states them.
+FILE_COUNTS = ("rows", "valid", "quarantined", "new", "duplicates", "conflicts")
+#: The night's figures :meth:`NightIngest.to_dict` reports first, in this order.
+_NIGHT_FIGURES = (
+    "run_id",
+    "store",
+    "source",
+    "new_files",
+    "new_rows",
+    "valid_rows",
+    "quarantined",
+    "duplicates",
+    "conflicts",
+    "store_rows",
+)
+
+
+class _Total:
+    """A :class:`NightIngest` total: one :class:`FileIngest` counter summed over the files
+    taken (``refused_too``: over every file)."""
+
+    def __init__(self, counter: str, *, refused_too: bool = False) -> None:
+        self.counter, self.refused_too = counter, refused_too
+
+    @overload
+    def __get__(self, night: None, owner: type) -> _Total: ...
+    @overload
+    def __get__(self, night: NightIngest, owner: type) -> int: ...
+    def __get__(self, night: NightIngest | None, owner: type) -> _Total | int:
+        if night is None:
+            return self
+        files = night.files if self.refused_too else night.taken
+        return sum(getattr(f, self.counter) for f in files)
+
+
 @dataclass
 class NightIngest:
     """The night's ingestion: per-file outcomes and the totals the nightly summary reports."""
@@ -101,38 +136,15 @@ class NightIngest:
     def new_files(self) -> int:
         return len(self.taken)
 
-    @property
-    def new_rows(self) -> int:
-        return sum(f.new for f in self.taken)
-
-    @property
-    def valid_rows(self) -> int:
-        return sum(f.valid for f in self.taken)
-
-    @property
-    def quarantined(self) -> int:
-        return sum(f.quarantined for f in self.files)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(f.duplicates for f in self.taken)
-
-    @property
-    def conflicts(self) -> int:
-        return sum(f.conflicts for f in self.taken)
+    new_rows = _Total("new")
+    valid_rows = _Total("valid")
+    quarantined = _Total("quarantined", refused_too=True)  # a refused file's bad rows count
+    duplicates = _Total("duplicates")
+    conflicts = _Total("conflicts")
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id,
-            "store": self.store,
-            "source": self.source,
-            "new_files": self.new_files,
-            "new_rows": self.new_rows,
-            "valid_rows": self.valid_rows,
-            "quarantined": self.quarantined,
-            "duplicates": self.duplicates,
-            "conflicts": self.conflicts,
-            "store_rows": self.store_rows,
+            **{name: getattr(self, name) for name in _NIGHT_FIGURES},
             "changed": [f.path for f in self.taken if f.changed],
             "refused": {f.path: f.refused for f in self.refused},
             "already_ingested": len(self.already_ingested),
@@ -238,17 +250,8 @@ class _Night:
             entry.conflicts,
             entry.quarantined,
         )
-        return FileIngest(
-            path=label,
-            sha256=sha256,
-            rows=entry.rows,
-            valid=entry.valid,
-            quarantined=entry.quarantined,
-            new=entry.new,
-            duplicates=entry.duplicates,
-            conflicts=entry.conflicts,
-            changed=changed,
-        )
+        counts = {name: getattr(entry, name) for name in FILE_COUNTS}
+        return FileIngest(path=label, sha256=sha256, changed=changed, **counts)
 
     def refuse(self, label: str, sha256: str, exc: IngestError) -> FileIngest:
         """A file not taken: its quarantine is kept, the manifest does not record it."""
@@ -336,4 +339,11 @@ def _ingest_sql(landing: SqlLanding, night: _Night, out: NightIngest) -> None:
     )
 
 
-__all__ = ["LANDING_ENV", "FileIngest", "LandingSource", "NightIngest", "ingest_new", "open_landing"]
+__all__ = [
+    "LANDING_ENV",
+    "FileIngest",
+    "LandingSource",
+    "NightIngest",
+    "ingest_new",
+    "open_landing",
+]

@@ -48,6 +48,7 @@ from credit.clean import FLOAT_COLUMNS, INT_COLUMNS, STRING_COLUMNS, TIME_COLUMN
 from credit.paths import var_dir
 from feed.manifest import Manifest, ManifestEntry
 from registry.db import WRITE_OPTION, create_engine_for, safe_url
+from schemas.settings import setting
 from schemas.transactions import UTC_TIMESTAMP
 
 STORE_ENV = "BATI_STORE_URL"
@@ -340,7 +341,7 @@ class SqlStore(TransactionStore):
 
 def default_store_url() -> str:
     """``BATI_STORE_URL`` if set, else the Parquet folder ``<var>/store``."""
-    return os.environ.get(STORE_ENV) or str(var_dir() / "store")
+    return setting("store_url") or str(var_dir() / "store")
 
 
 def open_store(url: str | None = None) -> TransactionStore:

@@ -6,6 +6,12 @@ processes (joblib's process-wide loky executor, default one per core), so N sear
 machine run 2 fits at a time, not 2N; inside each worker BLAS/OpenMP use one thread (joblib's
 inner limit), and in this process refits and evaluation run single-threaded
 (:func:`credit.models.single_threaded`).
+
+Nothing is fitted twice when it need not be: each fold's preprocessing serves every grid point
+that only changes the classifier, calibration and the threshold use the searches' own
+out-of-fold predictions (no calibration fits on the demo set), permutation importance runs for
+the chosen candidate only, and the EDA report is written while the searches run
+(:func:`tasks.explore.eda_in_background`).
 """
 
 from __future__ import annotations

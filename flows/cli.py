@@ -33,6 +33,7 @@ from flows.config import (
     log_handlers,
     mask_secrets,
 )
+from schemas.settings import check_flow_settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -170,10 +171,15 @@ def cli_main(
     description: str,
     precheck: Callable[[M], str | None] = lambda config: None,
 ) -> int:
-    """``python -m flows.<flow_name>``: parse the options into ``model``, run, report.
+    """``python -m flows.<flow_name>``: check the ``BATI_*`` settings, parse the options into
+    ``model``, run, report.
 
     ``description`` is the flow module's docstring; its first line is the ``--help`` summary."""
     summary = description.strip().split("\n")[0]
+    refused = check_flow_settings()  # a bad BATI_* value: one line naming it, before any work
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
     try:
         config = parse_config(model, argv, prog=f"python -m flows.{flow_name}", description=summary)
     except ValueError as exc:

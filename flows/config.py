@@ -9,7 +9,6 @@ through ``BATI_DB_URL`` instead of a parameter.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,6 +35,7 @@ from schemas.defaults import (
     OBSERVATION_DAYS,
     PERFORMANCE_DAYS,
 )
+from schemas.settings import setting
 
 if TYPE_CHECKING:
     from registry import PromotionPolicy
@@ -84,7 +84,7 @@ def install_secret_mask() -> None:
 
 
 def _env_dask_address() -> str | None:
-    return os.environ.get(DASK_ADDRESS_ENV) or None
+    return setting("dask_address") or None
 
 
 def _db_url_field() -> Any:

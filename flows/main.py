@@ -20,19 +20,24 @@ import sys
 from pathlib import Path
 
 from credit.paths import PROJECT_ROOT
+from schemas.settings import check_flow_settings, setting
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.main", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--data", default=os.environ.get("BATI_DATA"))
+    refused = check_flow_settings()  # a bad BATI_* value: one line naming it, exit 2
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
+    parser.add_argument("--data", default=setting("data"))
     parser.add_argument(
         "--demo",
         action="store_true",
         help="the nightly flow on the generated demo set (the default without --data)",
     )
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BATI_API_PORT", "8000")))
+    parser.add_argument("--port", type=int, default=setting("api_port"))
     parser.add_argument("--no-serve", action="store_true", help="stop after batch scoring")
     args = parser.parse_args(argv)
     if not args.no_serve:
@@ -47,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.data is None:  # --demo: the night on the demo set, as one landed file
         return _demo_night(args.port)
-    from flows.retrain import RetrainConfig, retrain
+    from flows.cluster import on_cluster
+    from flows.retrain import RetrainConfig, run_retrain
     from flows.score import score
 
     print("== 1/4 data", flush=True)
@@ -57,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate, register, promote)",
         flush=True,
     )
-    summary = retrain(RetrainConfig(data=args.data))
+    config = RetrainConfig(data=args.data)  # on Dask with BATI_DASK_ADDRESS, as every step
+    summary = run_retrain(config)
     print(
         json.dumps(
             {
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"run outputs (EDA report, plots, model card): {summary['out_dir']}")
     print("== 3/4 score flow", flush=True)
-    scored = score()
+    scored = on_cluster(score, config.dask_address)()
     print(json.dumps(scored, indent=2))
     _print_curl(args.port)
     return 0

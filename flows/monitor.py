@@ -39,6 +39,7 @@ from credit.monitoring import (
     Breach,
     Thresholds,
     decay_report,
+    holdout_auc_se,
     population_stability,
     realized_outcomes,
     realized_proxy_label,
@@ -59,9 +60,11 @@ TREND_RUNS = 30
 
 
 def reports_url(run_id: str, file: str) -> str:
-    """Where the API serves a run's report (``/reports/<run>/<file>``, admin token)."""
-    base = os.environ.get(API_URL_ENV) or "http://127.0.0.1:8000"
-    return f"{base.rstrip('/')}/reports/{run_id}/{file}"
+    """Where the API serves a run's report (``/reports/<run>/<file>``): a signed link that
+    opens in a browser when ``BATI_ADMIN_TOKEN`` is set, else the URL for the bearer token."""
+    from credit.report_links import report_link
+
+    return report_link(run_id, file)
 
 
 # -- stability ---------------------------------------------------------------------------------
@@ -298,6 +301,7 @@ def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
             realized.reindex(scores.index).to_numpy(),
             scores["band"].astype(str).to_numpy(),
             holdout_auc=(info.metrics or {}).get("roc_auc"),
+            holdout_se=holdout_auc_se(info.metrics or {}),
             band_pd_ranges={k: tuple(v) for k, v in (ranges or {}).items()},
             auc_drop=config.auc_drop,
         )
@@ -385,10 +389,13 @@ def monitoring_markdown(
         f"- `{b['metric']}` = {b['value']:.4f} >= {b['threshold']} (**{b['level']}**)"
         for b in breaches
     ] or ["none"]
-    top = sorted((figures.get("feature_psi") or {}).items(), key=lambda kv: -kv[1])[:10]
+    psis = figures.get("feature_psi") or {}
+    top = sorted(((k, v) for k, v in psis.items() if v >= 0.005), key=lambda kv: -kv[1])[:10]
     if top:
         lines += ["", "## Inputs with the highest PSI", "| input | PSI |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in top]
+    elif psis:
+        lines += ["", f"Every one of the {len(psis)} inputs has a PSI below 0.005."]
     lines += [
         "",
         f"## Trend (last {len(history)} runs)",
@@ -418,8 +425,19 @@ def monitoring_markdown(
             f"| {b.get('pd_range', '-')} |"
             for b in f.get("bands", [])
         ]
-    lines += ["", f"Report: {reports_url(run_id, 'monitoring.md')}"]
+    lines += [
+        "",
+        f"Reports: [monitoring]({reports_url(run_id, 'monitoring.html')}), "
+        f"[model history]({reports_url(run_id, 'model_history.html')})",
+    ]
     return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A decision reason for a table cell: its first clause, at most ``limit`` characters (the
+    artifact's table is clipped, not wrapped, in the Prefect UI; the registry keeps it all)."""
+    head = text.split(": ", 1)[0] if ": " in text else text
+    return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"
 
 
 def model_history_markdown(reg: Registry, model_name: str) -> str:
@@ -433,7 +451,7 @@ def model_history_markdown(reg: Registry, model_name: str) -> str:
     ]
     for v in versions:
         m = v.metrics or {}
-        reason = (v.decision_reason or "").replace("|", "/")[:120]
+        reason = _short((v.decision_reason or "").replace("|", "/"))
         lines.append(
             f"| {v.version} | {v.created_at:%Y-%m-%d %H:%M} | {v.stage} | "
             f"{_fmt(m.get('roc_auc'))} | {_fmt(m.get('ks'))} | {_fmt(m.get('brier'))} | "
@@ -453,9 +471,13 @@ def model_history_markdown(reg: Registry, model_name: str) -> str:
 def _publish(markdown: str, history: str, out_dir: Path) -> None:
     from prefect.artifacts import create_markdown_artifact
 
+    from credit.report_links import markdown_page
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "monitoring.md").write_text(markdown)
     (out_dir / "model_history.md").write_text(history)
+    (out_dir / "monitoring.html").write_text(markdown_page(markdown, "Monitoring"))
+    (out_dir / "model_history.html").write_text(markdown_page(history, "Model history"))
     create_markdown_artifact(markdown, key="monitoring", description="Model monitoring")
     create_markdown_artifact(history, key="model-history", description="Versions over time")
 

@@ -47,11 +47,13 @@ from feed.landing import LANDING_ENV
 from feed.night import ingest_new, open_landing
 from feed.store import STORE_ENV, TIME_COLUMN, default_store_url, open_store
 from flows.cli import cli_main
+from flows.cluster import on_cluster
 from flows.config import CLI_ENV, CLI_FLAGS, CLI_HIDDEN, RetrainConfig, mask_secrets
 from flows.retrain import retrain
 from flows.score import score
 from schemas import vocab
 from schemas.defaults import DEFAULT_MODEL_NAME
+from schemas.settings import setting
 from tasks.lifecycle import record_run
 from tasks.registry_handle import open_registry
 
@@ -134,7 +136,7 @@ def resolve_landing(config: NightlyConfig, *, variables: bool = True) -> str:
                 "environment, not as a parameter (parameters are stored in plain text)"
             )
         return config.landing
-    found = os.environ.get(LANDING_ENV) or (_variable(LANDING_VARIABLE) if variables else None)
+    found = setting("landing") or (_variable(LANDING_VARIABLE) if variables else None)
     if not found:
         raise NoSourceError(NO_SOURCE)
     return found
@@ -144,7 +146,7 @@ def resolve_store(config: NightlyConfig) -> str:
     """``store``, else ``BATI_STORE_URL``, else var/store (var/store-demo for the demo)."""
     if config.store:
         return config.store
-    if config.demo and not os.environ.get(STORE_ENV):
+    if config.demo and not setting("store_url"):
         return str(var_dir() / DEMO_STORE)
     return default_store_url()
 
@@ -173,16 +175,13 @@ NIGHTLY_RETRAIN_RUN = "nightly-retrain-*"
 
 def retrain_in_night(config: RetrainConfig) -> dict[str, Any]:
     """The retrain subflow (on Dask when ``config.dask_address``), its run named for the night."""
-    options: dict[str, Any] = {
-        "flow_run_name": lambda: NIGHTLY_RETRAIN_RUN.replace(
+    return on_cluster(
+        retrain,
+        config.dask_address,
+        flow_run_name=lambda: NIGHTLY_RETRAIN_RUN.replace(
             "*", f"{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}"
-        )
-    }
-    if config.dask_address:
-        from prefect_dask import DaskTaskRunner
-
-        options["task_runner"] = DaskTaskRunner(address=config.dask_address)
-    return retrain.with_options(**options)(config)
+        ),
+    )(config)
 
 
 @flow(name="ingest-night", log_prints=True)
@@ -370,7 +369,7 @@ def nightly(config: NightlyConfig | None = None) -> dict[str, Any]:
         if not config.keep_window:
             window_path.unlink(missing_ok=True)
     publish_run_snapshot(config.db_url, retrained["flow_run_id"])
-    scored = score(db_url=config.db_url, model_name=model_name)
+    scored = on_cluster(score, config.dask_address)(db_url=config.db_url, model_name=model_name)
     summary.update(
         trained=True,
         model_version=retrained["model_version"],

@@ -12,6 +12,7 @@ import pandas as pd
 
 from credit.csvsafe import write_csv
 from credit.gates import GateResult
+from credit.report_links import markdown_page
 from credit.training import CandidateOutcome, TrainingData, headline_metrics, points_records
 from flows.candidates import TrainedCandidates
 
@@ -101,6 +102,47 @@ def _gate_lines(gates: GateResult | None) -> list[str]:
     return lines + [f"  - {failure}" for failure in gates.failures]
 
 
+def source_label(source: str) -> str:
+    """A data source as the card shows it: a file's name (no absolute path, which says where
+    the server keeps its data), or a database URL's scheme and table (never its host or
+    credentials)."""
+    if "://" in source:
+        scheme, _, rest = source.partition("://")
+        table = rest.rpartition("#")[2] if "#" in rest else ""
+        return f"{scheme}://...{'#' + table if table else ''}"
+    return Path(source).name or source
+
+
+REPORT_FILES = (
+    ("EDA report", "eda_report.html"),
+    ("Model card", "model_card.html"),
+    ("Candidates table", "candidates.csv"),
+)
+
+
+def report_links_markdown(out_dir: Path) -> str | None:
+    """The ``reports`` artifact: http links (served by the API under /reports) to the run's
+    report files, or None when the run folder is not one the API serves (a custom out_dir)."""
+    from credit.paths import runs_dir
+    from credit.report_links import report_link
+
+    if out_dir.resolve().parent != runs_dir().resolve():
+        return None
+    run_id = out_dir.name
+    lines = ["# Reports of this run", ""]
+    lines += [
+        f"- [{label}]({report_link(run_id, name)})"
+        for label, name in REPORT_FILES
+        if (out_dir / name).exists()
+    ]
+    lines += [
+        "",
+        "Links open on the API (`BATI_API_URL`); they are signed and expire after a day when "
+        "`BATI_ADMIN_TOKEN` is set, else they need the admin bearer token.",
+    ]
+    return "\n".join(lines)
+
+
 def render_model_card(summary: RetrainSummary) -> str:
     """The Markdown card: data, sampling, held-out metrics and the champion decision."""
     best, data, decision = summary.best, summary.training.data, summary.decision
@@ -112,7 +154,7 @@ def render_model_card(summary: RetrainSummary) -> str:
         f"({best.search.best_cv_auc:.4f}); calibration: {best.calibration.get('method')}.",
         "",
         "## Data",
-        f"- source: `{data.source}`",
+        f"- source: `{source_label(data.source)}`",
         f"- fingerprint (sha256): `{data.fingerprint}`",
         f"- rows: {data.rows:,} ({data.quarantined:,} quarantined)",
         f"- customers: {data.customers:,}",
@@ -149,7 +191,12 @@ def publish(summary: RetrainSummary) -> None:
     )
     card = render_model_card(summary)
     (summary.out_dir / "model_card.md").write_text(card)
+    title = f"Model card: {summary.registered.model_name} v{summary.registered.version}"
+    (summary.out_dir / "model_card.html").write_text(markdown_page(card, title), encoding="utf-8")
     create_markdown_artifact(card, key="model-card", description="Registered model card")
+    links = report_links_markdown(summary.out_dir)
+    if links is not None:
+        create_markdown_artifact(links, key="reports", description="Run reports over http")
     publish_scorecard(summary)
 
 

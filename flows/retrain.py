@@ -30,6 +30,7 @@ from flows.config import DASK_ADDRESS_ENV, RetrainConfig, install_secret_mask
 from flows.prepare import labelled_table_training_data, transactions_training
 from flows.report import RetrainSummary, publish
 from tasks.alerts import ALERT_HOOKS, emit_held
+from tasks.explore import wait_for_eda
 from tasks.lifecycle import record_run
 from tasks.register import (
     build_references,
@@ -58,8 +59,12 @@ def retrain(config: RetrainConfig | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_registry(config.db_url):
         prepare = labelled_table_training_data if config.table else transactions_training
-        training = prepare(config, run_id=run_id, out_dir=out_dir)
-        summary = _train_register_promote(config, training, run_id=run_id, out_dir=out_dir)
+        try:
+            training = prepare(config, run_id=run_id, out_dir=out_dir)
+            summary = _train_register_promote(config, training, run_id=run_id, out_dir=out_dir)
+        except BaseException:
+            wait_for_eda(discard=True)
+            raise
     result = summary.to_dict()
     get_run_logger().info("retrain done: %s", json.dumps(result["metrics"]))
     return result
@@ -116,6 +121,7 @@ def _train_register_promote(
     summary = RetrainSummary(
         run_id, registered, decision, best, trained, training, out_dir, gates=gates
     )
+    wait_for_eda()  # the EDA report, written while the candidates trained
     publish(summary)
     return summary
 

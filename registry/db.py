@@ -9,7 +9,6 @@ with a deferred ``BEGIN``.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -29,6 +28,7 @@ from sqlalchemy.exc import ArgumentError
 
 from registry.errors import InvalidDatabaseURL, SchemaTooNew
 from schemas.defaults import var_path
+from schemas.settings import setting
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
@@ -47,7 +47,7 @@ _MIGRATION_THREAD_LOCK = threading.Lock()
 def default_db_url() -> str:
     """``BATI_DB_URL`` if set, else the SQLite file ``bati.db`` in the var/ folder
     (``$BATI_VAR_DIR`` or ``<project>/var``, as everywhere else)."""
-    return os.environ.get(ENV_VAR) or f"sqlite:///{var_path() / 'bati.db'}"
+    return setting("db_url") or f"sqlite:///{var_path() / 'bati.db'}"
 
 
 def resolve_url(url: str | None = None) -> str:

@@ -9,7 +9,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,18 @@ _SCORE_INSERT = (
     "approved",
     "created_at",
 )
+#: The typed columns among them: the frame's column, else the keyword fill-in, else null.
+_SCORE_DTYPES = {
+    "model_name": "str",
+    "model_version": "Int64",
+    "snapshot_id": "Int64",
+    "probability": "float64",
+    "score": "Int64",
+    "band": "str",
+    "amount": "Float64",
+    "duration_days": "Int64",
+    "approved": "boolean",
+}
 _COPY_CHUNK_ROWS = 100_000
 
 
@@ -104,16 +116,18 @@ def _typed(values: Any, dtype: str, index: pd.Index) -> pd.Series:
     return series.astype(dtype)
 
 
-def score_frame(
-    df: pd.DataFrame,
-    run_id: str,
-    *,
-    as_of: datetime | str | pd.Timestamp | None = None,
-    model_name: str | None = None,
-    model_version: int | None = None,
-    snapshot_id: int | None = None,
-) -> pd.DataFrame:
+class ScoreFill(TypedDict, total=False):
+    """What fills the columns a scores frame lacks: :func:`write_scores`' keyword arguments."""
+
+    as_of: datetime | str | pd.Timestamp | None
+    model_name: str | None
+    model_version: int | None
+    snapshot_id: int | None
+
+
+def score_frame(df: pd.DataFrame, run_id: str, **fill: Unpack[ScoreFill]) -> pd.DataFrame:
     """The typed rows :func:`write_scores` stores (columns :data:`_SCORE_INSERT`)."""
+    defaults: dict[str, Any] = dict(fill)
     if "probability" not in df:
         raise ValueError("scores frame lacks a 'probability' column")
     idx = df.index
@@ -126,6 +140,7 @@ def score_frame(
     if "as_of" in df:
         when = pd.to_datetime(df["as_of"], utc=True)
     else:
+        as_of = defaults.get("as_of")
         value = pd.NaT if as_of is None else pd.Timestamp(as_utc(as_of))
         when = pd.Series(value, index=idx, dtype="datetime64[us, UTC]")
     frame = pd.DataFrame(
@@ -133,15 +148,10 @@ def score_frame(
             "run_id": str(run_id),
             "customer_id": customer.astype("str"),
             "as_of": when,
-            "model_name": _typed(df.get("model_name", model_name), "str", idx),
-            "model_version": _typed(df.get("model_version", model_version), "Int64", idx),
-            "snapshot_id": _typed(df.get("snapshot_id", snapshot_id), "Int64", idx),
-            "probability": _typed(df["probability"], "float64", idx),
-            "score": _typed(df.get("score"), "Int64", idx),
-            "band": _typed(df.get("band"), "str", idx),
-            "amount": _typed(df.get("amount"), "Float64", idx),
-            "duration_days": _typed(df.get("duration_days"), "Int64", idx),
-            "approved": _typed(df.get("approved"), "boolean", idx),
+            **{
+                column: _typed(df.get(column, defaults.get(column)), dtype, idx)
+                for column, dtype in _SCORE_DTYPES.items()
+            },
             "created_at": pd.Timestamp(utcnow()),
         },
         index=idx,
@@ -163,6 +173,7 @@ def write_scores(
     model_version: int | None = None,
     snapshot_id: int | None = None,
     replace: bool = False,
+    customer_range: tuple[str, str] | None = None,
 ) -> int:
     """Insert batch scores in bulk (PostgreSQL: COPY); returns the number of rows.
 
@@ -170,7 +181,9 @@ def write_scores(
     plus optional ``score, band, amount, duration_days, approved, as_of, model_name,
     model_version, snapshot_id`` (keyword arguments fill the columns that are absent).
     A customer is scored once per (run, model name, model version): ``replace=True`` first
-    deletes what this run already stored for that model version (a retried write).
+    deletes what this run already stored for that model version (a retried write), only for
+    customer ids in ``customer_range`` (first, last; inclusive) when given (a retried slice of
+    a streamed run).
     """
     if len(df) == 0:
         return 0
@@ -187,15 +200,17 @@ def write_scores(
             for (name, version), _ in frame.groupby(
                 ["model_name", "model_version"], dropna=False, sort=False
             ):
-                conn.execute(
-                    delete(_S).where(
-                        _S.c.run_id == str(run_id),
-                        _S.c.model_name.is_(None) if pd.isna(name) else _S.c.model_name == name,
-                        _S.c.model_version.is_(None)
-                        if pd.isna(version)
-                        else _S.c.model_version == int(version),
-                    )
+                stmt = delete(_S).where(
+                    _S.c.run_id == str(run_id),
+                    _S.c.model_name.is_(None) if pd.isna(name) else _S.c.model_name == name,
+                    _S.c.model_version.is_(None)
+                    if pd.isna(version)
+                    else _S.c.model_version == int(version),
                 )
+                if customer_range is not None:
+                    first, last = (str(c) for c in customer_range)
+                    stmt = stmt.where(_S.c.customer_id.between(first, last))
+                conn.execute(stmt)
         if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
             _copy_rows(conn, "scores", frame)
         else:

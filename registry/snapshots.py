@@ -45,6 +45,8 @@ UNPUBLISHED_GRACE = timedelta(hours=24)
 
 _S = Snapshot.__table__
 _P = SnapshotPart.__table__
+#: A date as the functions here accept it.
+When = datetime | str | pd.Timestamp
 
 
 class SnapshotNotFound(RegistryError, LookupError):
@@ -163,29 +165,14 @@ def insert_snapshot(
 
 # -- writing and publishing ----------------------------------------------------------------------
 def write_snapshot(
-    target: Registry | Engine,
-    df: pd.DataFrame,
-    as_of: datetime | str | pd.Timestamp,
-    run_id: str,
-    *,
-    feature_version: str | None = None,
-    model_name: str | None = None,
-    publish: bool = False,
-    part_rows: int = PART_ROWS,
+    target: Registry | Engine, df: pd.DataFrame, as_of: When, run_id: str, **options: Any
 ) -> SnapshotInfo:
     """Store one feature vector per customer (``df`` indexed by customer id) as Parquet parts,
-    in one transaction; unpublished unless ``publish=True``. Returns its header."""
+    in one transaction; unpublished unless ``publish=True``. Returns its header. ``options``:
+    those of :func:`insert_snapshot` (``feature_version``, ``model_name``, ``publish``,
+    ``part_rows``)."""
     with write_connection(target) as conn, conn.begin():
-        snapshot_id = insert_snapshot(
-            conn,
-            df,
-            as_of=as_utc(as_of),
-            run_id=run_id,
-            feature_version=feature_version,
-            model_name=model_name,
-            publish=publish,
-            part_rows=part_rows,
-        )
+        snapshot_id = insert_snapshot(conn, df, as_of=as_utc(as_of), run_id=run_id, **options)
         return _info(conn.execute(select(_S).where(_S.c.id == snapshot_id)).one())
 
 
@@ -279,9 +266,12 @@ def _read(
     info: SnapshotInfo,
     customers: Iterable[str] | None,
     columns: list[str] | None,
+    parts: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     wanted = None if customers is None else sorted({str(c) for c in customers})
     stmt = select(_P.c.part).where(_P.c.snapshot_id == info.id).order_by(_P.c.part)
+    if parts is not None:
+        stmt = stmt.where(_P.c.part.in_([int(p) for p in parts]))
     if wanted is not None:
         if not wanted:
             return _empty()
@@ -320,10 +310,12 @@ def read_snapshot(
     *,
     customers: Iterable[str] | None = None,
     columns: list[str] | None = None,
+    parts: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """One snapshot (the served one when ``snapshot_id`` is ``None``): index = customer id
     (sorted), typed columns as written; only ``customers`` (reading only the parts that can
-    hold them) and ``columns`` when given.
+    hold them), ``columns`` and the Parquet ``parts`` (numbers ``0 .. n_parts - 1``: a
+    streaming reader's slice of :data:`PART_ROWS` customers each) when given.
 
     ``attrs``: ``as_of``, ``run_id``, ``snapshot_id``, ``feature_version``, ``published_at``.
     An empty frame when nothing is served.
@@ -336,7 +328,7 @@ def read_snapshot(
                 raise SnapshotNotFound(f"no feature snapshot {snapshot_id}")
             return _empty()
         info = _info(row)
-        frame = _read(conn, info, customers, columns)
+        frame = _read(conn, info, customers, columns, parts)
     frame.attrs.update(
         as_of=pd.Timestamp(info.as_of),
         run_id=info.run_id,
@@ -376,30 +368,16 @@ def prune_snapshots(
 
 # -- the interface used before revision 0003 ---------------------------------------------------
 def write_feature_snapshot(
-    target: Registry | Engine,
-    df: pd.DataFrame,
-    as_of: datetime | str | pd.Timestamp,
-    run_id: str,
-    *,
-    model_name: str | None = None,
-    feature_version: str | None = None,
-    publish: bool = True,
+    target: Registry | Engine, df: pd.DataFrame, as_of: When, run_id: str, **options: Any
 ) -> int:
     """Store a snapshot (see :func:`write_snapshot`); returns the number of customers.
 
     ``publish=True`` (the default, today's behaviour) serves it at once; flows that publish on
-    completion pass ``publish=False`` and call :func:`publish_snapshot`.
+    completion pass ``publish=False`` and call :func:`publish_snapshot`. ``options``:
+    ``publish``, ``model_name`` and ``feature_version``.
     """
-    info = write_snapshot(
-        target,
-        df,
-        as_of,
-        run_id,
-        feature_version=feature_version,
-        model_name=model_name,
-        publish=publish,
-    )
-    return info.n_customers
+    options.setdefault("publish", True)
+    return write_snapshot(target, df, as_of, run_id, **options).n_customers
 
 
 def read_feature_snapshot(

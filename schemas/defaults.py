@@ -7,7 +7,6 @@ the registry and the API may all import it without breaking the layer rules.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,4 +29,6 @@ DB_URL_ENV = "BATI_DB_URL"
 
 def var_path() -> Path:
     """Generated files' folder: ``$BATI_VAR_DIR``, else ``<project>/var`` (not created here)."""
-    return Path(os.environ.get(VAR_DIR_ENV) or PROJECT_ROOT / "var")
+    from schemas.settings import setting  # settings import this module
+
+    return setting("var_dir") or PROJECT_ROOT / "var"

@@ -1,22 +1,68 @@
-"""EDA report task."""
+"""EDA report task, and its background submission (the report is written while the models
+train: :func:`eda_in_background` submits it, :func:`wait_for_eda` collects it)."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 
 from credit.eda import build_eda_report
 from credit.ingest import IngestReport
 from credit.transactions import CustomerBuckets
 
 
+@dataclass(frozen=True)
+class CleanedSample:
+    """What the report reads of :class:`CustomerBuckets`, read at submission time (out of
+    core the sample lives in the spill folder, which is deleted before the report is done)."""
+
+    sample: pd.DataFrame
+    sampled: bool
+    rows: int
+    report: Any
+
+    @classmethod
+    def of(cls, cleaned: CustomerBuckets) -> CleanedSample:
+        return cls(cleaned.sample, cleaned.sampled, cleaned.rows, cleaned.report)
+
+
+_PENDING: dict[str, list[PrefectFuture]] = {}
+_LOCK = threading.Lock()
+
+
+def _run_key() -> str:
+    return str(flow_run.get_id() or "local")
+
+
+def eda_in_background(cleaned: CustomerBuckets, out_path: Path, **kwargs: Any) -> Path:
+    """Submit :func:`eda` to run beside the next tasks (training) and return the report's path
+    at once; the flow collects it with :func:`wait_for_eda` (failures raise there)."""
+    future = eda.submit(CleanedSample.of(cleaned), out_path, **kwargs)
+    with _LOCK:
+        _PENDING.setdefault(_run_key(), []).append(future)
+    return Path(out_path)
+
+
+def wait_for_eda(*, discard: bool = False) -> list[Path]:
+    """Wait for this flow run's background EDA reports and return their paths (raises if one
+    failed); ``discard`` forgets them without waiting (the run failed anyway)."""
+    with _LOCK:
+        futures = _PENDING.pop(_run_key(), [])
+    return [] if discard else [f.result() for f in futures]
+
+
 @task(name="eda", cache_policy=NO_CACHE, timeout_seconds=900)
 def eda(
-    cleaned: CustomerBuckets,
+    cleaned: CustomerBuckets | CleanedSample,
     out_path: Path,
     *,
     rfm: pd.DataFrame | None = None,

@@ -12,8 +12,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from credit.csvsafe import write_csv
-from credit.features import FEATURE_VERSION, build_feature_snapshot
-from credit.label import TrainingTable, build_training_table
+from credit.features import FEATURE_VERSION, bucket_features, finish_feature_snapshot
+from credit.label import (
+    BucketLabelParts,
+    LabelWindows,
+    TrainingTable,
+    finish_training_table,
+    label_parts,
+)
 from credit.transactions import CustomerBuckets
 from credit.woe import iv_table
 from tasks.registry_handle import registry_for
@@ -32,26 +38,35 @@ def _keyed(prefix: str):
     return key_fn
 
 
+@task(name="featurize-buckets", cache_policy=NO_CACHE)
+def featurize_bucket_group(
+    group: CustomerBuckets, *, as_of: pd.Timestamp, window_days: int
+) -> list[pd.DataFrame]:
+    """The snapshot features of one bucket group's customers (one task per group)."""
+    return bucket_features(group, as_of=as_of, window_days=window_days)
+
+
 @task(name="featurize", cache_policy=NO_CACHE)
 def featurize(
-    tx: CustomerBuckets,
+    groups: list[list[pd.DataFrame]],
     *,
-    as_of: pd.Timestamp | None,
+    as_of: pd.Timestamp,
     window_days: int,
     out_dir: Path,
     run_id: str,
     db_url: str | None,
 ) -> pd.DataFrame:
-    """The feature snapshot every known customer is scored from (Parquet + database).
+    """The feature snapshot every known customer is scored from (Parquet + database), from
+    every bucket group's features (:func:`featurize_bucket_group`).
 
-    Same feature code and observation window as training; ``as_of`` defaults to the midnight
-    after the data's last transaction. Built bucket by bucket: one bucket in memory, or many on
-    disk out of core, with the same result.
+    Same feature code and observation window as training; ``as_of`` is the snapshot's date
+    (:func:`credit.features.snapshot_as_of` by default).
     """
     from registry import write_feature_snapshot
 
-    snapshot = build_feature_snapshot(tx, window_days=window_days, as_of=as_of)
-    as_of = pd.Timestamp(snapshot.attrs["as_of"])
+    frames = [frame for group in groups for frame in group]
+    groups.clear()  # the frames are released as they are copied
+    snapshot = finish_feature_snapshot(frames, as_of=as_of, window_days=window_days)
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.to_parquet(out_dir / "feature_snapshot.parquet")
     # Unpublished: the run publishes it with its promotion decision when it completes.
@@ -67,6 +82,12 @@ def featurize(
     return snapshot
 
 
+@task(name="label-buckets", cache_policy=NO_CACHE)
+def label_bucket_group(group: CustomerBuckets, *, windows: LabelWindows) -> BucketLabelParts:
+    """Features, RFM and first-seen counts of one bucket group's customers (one task each)."""
+    return label_parts(group, windows)
+
+
 @task(
     name="label",
     cache_key_fn=_keyed("label"),
@@ -74,26 +95,14 @@ def featurize(
     timeout_seconds=1800,
 )
 def label(
-    tx: CustomerBuckets,
-    *,
-    cache_key: str,
-    as_of: pd.Timestamp | None,
-    observation_days: int,
-    performance_days: int,
-    seed: int,
+    parts: list[BucketLabelParts], *, windows: LabelWindows, cache_key: str, seed: int
 ) -> TrainingTable:
     """Out-of-time training table: features before the cutoff, proxy label after it.
 
-    Features and RFM are built bucket by bucket and the proxy label on the whole customer-level
-    RFM table: out of core, the same table as in memory.
+    Features and RFM come bucket by bucket (:func:`label_bucket_group`); the proxy label runs
+    on the whole customer-level RFM table: out of core, the same table as in memory.
     """
-    table = build_training_table(
-        tx,
-        as_of=as_of,
-        observation_days=observation_days,
-        performance_days=performance_days,
-        seed=seed,
-    )
+    table = finish_training_table(parts, windows, seed=seed)
     logger = get_run_logger()
     rep = table.report
     logger.info(

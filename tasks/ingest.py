@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,7 +27,17 @@ from credit.ingest import (
     iter_messages,
     write_quarantine,
 )
-from credit.outofcore import DEFAULT_BUCKET_ROWS, DEFAULT_CHUNK_ROWS, validate_source
+from credit.outofcore import (
+    DEFAULT_BUCKET_ROWS,
+    DEFAULT_CHUNK_ROWS,
+    Spill,
+    SpilledGroup,
+    SpillPlan,
+    finish_spill,
+    id_conflicts,
+    spill_group,
+    validate_source,
+)
 from credit.paths import runs_dir
 from credit.sources import DEFAULT_OUT_OF_CORE_ROWS, RawTransactions, open_transactions
 from tasks.registry_handle import registry_for
@@ -115,6 +126,27 @@ def ingest_source(
 
 
 @task(
+    name="validate-parts",
+    retries=2,
+    retry_delay_seconds=[5, 15],
+    retry_condition_fn=_retries_on(OSError),  # reading parts, writing buckets (rewritten whole)
+    timeout_seconds=7200,
+    cache_policy=NO_CACHE,
+)
+def validate_part_group(group: int, *, plan: SpillPlan) -> SpilledGroup:
+    """Validate one group of Parquet parts chunk by chunk and spill its valid rows to the
+    customer buckets (:func:`credit.outofcore.spill_group`; one task per part group)."""
+    return spill_group(plan, group)
+
+
+@task(name="validate-ids", cache_policy=NO_CACHE)
+def check_id_bucket(paths: list[Path]) -> pd.DataFrame | None:
+    """TransactionIds of one id bucket that repeat with other content
+    (:func:`credit.outofcore.id_conflicts`)."""
+    return id_conflicts(paths)
+
+
+@task(
     name="validate",
     retries=2,
     retry_delay_seconds=[5, 15],
@@ -132,22 +164,28 @@ def validate(
     db_url: str | None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     bucket_rows: int = DEFAULT_BUCKET_ROWS,
+    spill: Spill | None = None,
 ) -> IngestResult:
     """Validate lazily; quarantine bad rows (file + database); fail on too many.
 
     Valid rows become customer buckets: one in memory, or, for streamed Parquet parts, many in
     ``work_dir``, validated ``chunk_rows`` at a time with a global quarantine, row numbers and
-    bad-share threshold (see :mod:`credit.outofcore`).
+    bad-share threshold (see :mod:`credit.outofcore`). With ``spill`` (the parts already
+    spilled by :func:`validate_part_group` tasks and checked by :func:`check_id_bucket` tasks)
+    only the global quarantine and report are assembled here.
     """
     logger = get_run_logger()
     try:
-        result = validate_source(
-            raw,
-            work_dir=work_dir,
-            max_bad_share=max_bad_share,
-            chunk_rows=chunk_rows,
-            bucket_rows=bucket_rows,
-        )
+        if spill is not None:
+            result = finish_spill(raw, spill)
+        else:
+            result = validate_source(
+                raw,
+                work_dir=work_dir,
+                max_bad_share=max_bad_share,
+                chunk_rows=chunk_rows,
+                bucket_rows=bucket_rows,
+            )
     except TooManyBadRowsError as exc:
         store_quarantine(exc.result, out_dir, run_id=run_id, db_url=db_url)
         publish_quarantine(exc.result)

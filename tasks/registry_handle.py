@@ -10,14 +10,13 @@ closed at exit.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from schemas.defaults import DB_URL_ENV
+from schemas.settings import setting
 
 if TYPE_CHECKING:
     from registry import Registry
@@ -41,8 +40,8 @@ def database_url(db_url: str | None = None) -> str:
     Secrets reach the flow this way, never as flow-run parameters."""
     from registry.db import resolve_url
 
-    name = os.environ.get(DB_URL_SECRET_ENV)
-    if db_url or os.environ.get(DB_URL_ENV) or not name:
+    name = setting("db_url_secret")
+    if db_url or setting("db_url") or not name:
         return resolve_url(db_url)
     from prefect.blocks.system import Secret
 

@@ -8,17 +8,17 @@ from flask import Blueprint, Response
 
 from api import metrics
 from api import payloads as p
-from api.contract import endpoint, reply
+from api.contract import endpoints, reply
 from api.errors import ApiError
 from api.state import get_state
 
 bp = Blueprint("health", __name__)
+health_endpoint = endpoints(tag="health")  # every route of this blueprint
 
 
 @bp.get("/health")
-@endpoint(
+@health_endpoint(
     op="health",
-    tag="health",
     ok=p.HealthResponse,
     summary="Liveness: the process answers (no model needed)",
 )
@@ -42,9 +42,8 @@ def health() -> Response:
 
 
 @bp.get("/ready")
-@endpoint(
+@health_endpoint(
     op="ready",
-    tag="health",
     ok=p.ReadyResponse,
     errors=(503,),
     summary="Readiness: 200 once a champion that fits the API's inputs is loaded, else 503",
@@ -78,9 +77,8 @@ def ready() -> Response:
 
 
 @bp.get("/metrics")
-@endpoint(
+@health_endpoint(
     op="metrics",
-    tag="health",
     ok=None,
     media="text/plain",
     ok_schema={"type": "string"},

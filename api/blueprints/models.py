@@ -9,13 +9,16 @@ from typing import Any
 from flask import Blueprint, Response
 
 from api import payloads as p
-from api.contract import JSON_ERRORS_IN, endpoint, reply
+from api.contract import endpoints, reply
 from api.errors import ApiError
 from api.holder import json_safe, utc_iso
 from api.http import read_json, require_admin, validate
 from api.state import BatiState, get_state
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
+models_endpoint = endpoints(tag="models")  # the read-only routes
+#: The contract promote and rollback share: an audited change of the champion.
+admin_action = endpoints(tag="admin", body=p.AdminRequest, ok=p.AdminResponse, admin=True)
 MAX_VERSION = 2**31 - 1
 
 
@@ -83,9 +86,8 @@ def _champion(state: BatiState) -> Any:
 
 
 @bp.get("")
-@endpoint(
+@models_endpoint(
     op="listModels",
-    tag="models",
     ok=p.ModelList,
     errors=(503,),
     summary="Registered versions of the served model and their metrics",
@@ -107,9 +109,8 @@ def list_models() -> Response:
 
 
 @bp.get("/champion")
-@endpoint(
+@models_endpoint(
     op="champion",
-    tag="models",
     ok=p.ChampionResponse,
     errors=(503,),
     summary="The registry's champion and the version this process serves",
@@ -164,13 +165,9 @@ def _admin_change(state: BatiState, action: str, version: int | None) -> Respons
 
 
 @bp.post("/<int:version>/promote")
-@endpoint(
+@admin_action(
     op="promote",
-    tag="admin",
-    body=p.AdminRequest,
-    ok=p.AdminResponse,
-    admin=True,
-    errors=(*JSON_ERRORS_IN, 401, 403, 404, 409, 503),
+    errors=(404, 409, 503),
     summary="Make a version the champion (bearer token; audited)",
 )
 def promote(version: int) -> Response:
@@ -179,13 +176,9 @@ def promote(version: int) -> Response:
 
 
 @bp.post("/rollback")
-@endpoint(
+@admin_action(
     op="rollback",
-    tag="admin",
-    body=p.AdminRequest,
-    ok=p.AdminResponse,
-    admin=True,
-    errors=(*JSON_ERRORS_IN, 401, 403, 409, 503),
+    errors=(409, 503),
     summary="Re-instate the previous champion (bearer token; audited)",
 )
 def rollback() -> Response:
@@ -204,9 +197,8 @@ def points_rows(info: Any, model: Any | None) -> list[dict[str, Any]] | None:
 
 
 @bp.get("/<int:version>/scorecard")
-@endpoint(
+@models_endpoint(
     op="scorecard",
-    tag="models",
     ok=p.ScorecardResponse,
     errors=(404, 503),
     summary="A scorecard version's points table (feature, bin, count, event rate, WoE, IV, points)",

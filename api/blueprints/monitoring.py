@@ -50,7 +50,7 @@ def _open(record: p.MonitoringRecord | None) -> list[p.OpenBreach]:
     tag="admin",
     ok=p.MonitoringResponse,
     admin=True,
-    errors=(400, 401, 403, 503),
+    errors=(400, 503),
     summary="Latest stability and decay figures and open breaches (bearer token)",
 )
 def monitoring() -> Response:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api import metrics
 from api import payloads as p
-from api.contract import JSON_ERRORS_IN, endpoint, reply
+from api.contract import endpoints, reply
 from api.errors import ApiError
 from api.holder import ServedModel
 from api.http import read_json, validate
@@ -18,6 +18,7 @@ from api.scoring import score_requests
 from api.state import BatiState, get_state
 
 bp = Blueprint("score", __name__, url_prefix="/v1")
+scoring_endpoint = endpoints(tag="scoring")  # every route of this blueprint
 
 _ITEM_STATUS = {"unknown_customer": 404}
 
@@ -75,12 +76,11 @@ def _log(state: BatiState, results: list[p.ScoreResult]) -> None:
 
 
 @bp.post("/score")
-@endpoint(
+@scoring_endpoint(
     op="score",
-    tag="scoring",
     body=p.ScoreRequest,
     ok=p.ScoreResponse,
-    errors=(*JSON_ERRORS_IN, 404, 409, 503),
+    errors=(404, 409, 503),
     summary="Score one customer (by id from the latest snapshot, or from raw transactions)",
 )
 def score() -> Response:
@@ -96,12 +96,11 @@ def score() -> Response:
 
 
 @bp.post("/score/batch")
-@endpoint(
+@scoring_endpoint(
     op="scoreBatch",
-    tag="scoring",
     body=p.BatchRequest,
     ok=p.BatchResponse,
-    errors=(*JSON_ERRORS_IN, 409, 503),
+    errors=(409, 503),
     summary="Score many customers in one call; unknown ones are listed in errors",
 )
 def score_batch() -> Response:

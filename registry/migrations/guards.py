@@ -1,6 +1,7 @@
-"""Row and statement guards the migrations create: refuse DELETE/UPDATE/TRUNCATE of a table.
+"""Row and statement guards the migrations create: refuse UPDATE (of some columns), DELETE
+or TRUNCATE of a table.
 
-Shared by the revisions that add append-only tables, so each states only *which* guards it adds.
+Shared by every revision that guards a table, so each states only *which* guards it adds.
 Every name here comes from a revision's own constant tuples, never from input.
 """
 
@@ -14,8 +15,14 @@ from alembic import op
 Guard = tuple[str, str, str, str]
 
 
-def create_guards(dialect: str, guards: Iterable[Guard], no_truncate: Iterable[str]) -> None:
-    """Row-level triggers raising ``message`` (PostgreSQL: ``bati_refuse_update`` of 0001)."""
+def refuse(table: str, event: str, message: str) -> Guard:
+    """The guard named ``trg_<table>_no_<event>`` that refuses ``event`` (DELETE, UPDATE)."""
+    return (f"trg_{table}_no_{event.lower()}", table, event, message)
+
+
+def create_guards(dialect: str, guards: Iterable[Guard], no_truncate: Iterable[str] = ()) -> None:
+    """Row-level triggers raising ``message`` (PostgreSQL: ``bati_refuse_update`` of 0001);
+    ``event`` is ``UPDATE``, ``UPDATE OF <columns>`` or ``DELETE``."""
     for trigger, table, event, message in guards:
         if dialect == "sqlite":
             op.execute(
@@ -35,7 +42,7 @@ def create_guards(dialect: str, guards: Iterable[Guard], no_truncate: Iterable[s
             )
 
 
-def drop_guards(dialect: str, guards: Iterable[Guard], no_truncate: Iterable[str]) -> None:
+def drop_guards(dialect: str, guards: Iterable[Guard], no_truncate: Iterable[str] = ()) -> None:
     """Drop what :func:`create_guards` made."""
     pairs = [(trigger, table) for trigger, table, _, _ in guards]
     if dialect == "postgresql":

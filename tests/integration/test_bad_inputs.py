@@ -324,69 +324,60 @@ def _many(h: pd.DataFrame) -> list[str]:
     return _lines(h)
 
 
-ROW_CASES: dict[str, RowCase] = {
+#: Values too long for one table line below.
+FEB_30 = "2018-02-30T00:00:00Z"
+SQL_INJECTION = "CustomerId_1'; DROP TABLE model_versions;--"
+FORMULA = '=HYPERLINK("http://evil","x")'
+#: Single-cell cases: name -> (column, value written into data row 5, the check it must fail).
+CELL_CASES: dict[str, tuple[str, str, str]] = {
     # wrong types
-    "text in Amount": RowCase(_cell(5, "Amount", "abc"), {5: "parse_number"}),
-    "thousands separator in Amount": RowCase(_cell(5, "Amount", "1,000"), {5: "parse_number"}),
-    "NaN in Amount": RowCase(_cell(5, "Amount", "NaN"), {5: "parse_number"}),
-    "infinity in Value": RowCase(_cell(5, "Value", "inf"), {5: "parse_number"}),
-    "hex number in Amount": RowCase(_cell(5, "Amount", "0x10"), {5: "parse_number"}),
-    "boolean in FraudResult": RowCase(_cell(5, "FraudResult", "true"), {5: "parse_number"}),
-    "fraction in PricingStrategy": RowCase(_cell(5, "PricingStrategy", "2.5"), {5: "parse_number"}),
+    "text in Amount": ("Amount", "abc", "parse_number"),
+    "thousands separator in Amount": ("Amount", "1,000", "parse_number"),
+    "NaN in Amount": ("Amount", "NaN", "parse_number"),
+    "infinity in Value": ("Value", "inf", "parse_number"),
+    "hex number in Amount": ("Amount", "0x10", "parse_number"),
+    "boolean in FraudResult": ("FraudResult", "true", "parse_number"),
+    "fraction in PricingStrategy": ("PricingStrategy", "2.5", "parse_number"),
     # nulls in required fields
-    "empty CustomerId": RowCase(_cell(5, "CustomerId", ""), {5: "not_nullable"}),
-    "empty TransactionStartTime": RowCase(
-        _cell(5, "TransactionStartTime", ""), {5: "not_nullable"}
-    ),
+    "empty CustomerId": ("CustomerId", "", "not_nullable"),
+    "empty TransactionStartTime": ("TransactionStartTime", "", "not_nullable"),
+    # impossible values
+    "unknown currency": ("CurrencyCode", "USD", "isin"),
+    "unknown country": ("CountryCode", "254", "isin"),
+    "unknown channel": ("ChannelId", "ChannelId_9", "isin"),
+    "category in the wrong case": ("ProductCategory", "Airtime", "isin"),
+    "unknown fraud flag": ("FraudResult", "3", "isin"),
+    "absurd amount": ("Amount", "5e12", "less_than_or_equal_to"),
+    "negative Value": ("Value", "-5", "greater_than_or_equal_to"),
+    "badly formed id": ("TransactionId", "TX-1", "str_matches"),
+    # timestamps
+    "timestamp in the future": ("TransactionStartTime", "2099-01-01T00:00:00Z", "not_in_future"),
+    "timestamp before 2000": ("TransactionStartTime", "1970-01-01T00:00:00Z", "greater_than"),
+    "unparseable timestamp": ("TransactionStartTime", "yesterday", "parse_timestamp"),
+    "impossible date (30 February)": ("TransactionStartTime", FEB_30, "parse_timestamp"),
+    "epoch seconds instead of ISO": ("TransactionStartTime", "1542248329", "parse_timestamp"),
+    # Value against Amount
+    "Value below |Amount|": ("Value", "1", "value_not_below_abs_amount"),
+    # hostile strings
+    "SQL injection in CustomerId": ("CustomerId", SQL_INJECTION, "str_matches"),
+    "spreadsheet formula in ProductCategory": ("ProductCategory", FORMULA, "isin"),
+    "script tag in ProviderId": ("ProviderId", "<script>alert(1)</script>", "str_matches"),
+    "right-to-left override in CustomerId": ("CustomerId", "CustomerId_12\u202e", "str_matches"),
+    "one-megabyte cell": ("ProductCategory", "x" * 1_000_000, "isin"),
+}
+ROW_CASES: dict[str, RowCase] = {
+    **{
+        name: RowCase(_cell(5, column, value), {5: check})
+        for name, (column, value, check) in CELL_CASES.items()
+    },
     "row missing its last fields": RowCase(_short_row, {12: "not_nullable"}),
     # duplicate ids
     "conflicting duplicate TransactionId": RowCase(
         _conflicting_ids, {7: "transaction_id_conflict", 8: "transaction_id_conflict"}
     ),
     "exact duplicate row (cleaning removes it)": RowCase(lambda h: _lines(h) + [_lines(h)[11]], {}),
-    # impossible values
-    "unknown currency": RowCase(_cell(5, "CurrencyCode", "USD"), {5: "isin"}),
-    "unknown country": RowCase(_cell(5, "CountryCode", "254"), {5: "isin"}),
-    "unknown channel": RowCase(_cell(5, "ChannelId", "ChannelId_9"), {5: "isin"}),
-    "category in the wrong case": RowCase(_cell(5, "ProductCategory", "Airtime"), {5: "isin"}),
-    "unknown fraud flag": RowCase(_cell(5, "FraudResult", "3"), {5: "isin"}),
-    "absurd amount": RowCase(_cell(5, "Amount", "5e12"), {5: "less_than_or_equal_to"}),
-    "negative Value": RowCase(_cell(5, "Value", "-5"), {5: "greater_than_or_equal_to"}),
-    "badly formed id": RowCase(_cell(5, "TransactionId", "TX-1"), {5: "str_matches"}),
-    # timestamps
-    "timestamp in the future": RowCase(
-        _cell(5, "TransactionStartTime", "2099-01-01T00:00:00Z"), {5: "not_in_future"}
-    ),
-    "timestamp before 2000": RowCase(
-        _cell(5, "TransactionStartTime", "1970-01-01T00:00:00Z"), {5: "greater_than"}
-    ),
-    "unparseable timestamp": RowCase(
-        _cell(5, "TransactionStartTime", "yesterday"), {5: "parse_timestamp"}
-    ),
-    "impossible date (30 February)": RowCase(
-        _cell(5, "TransactionStartTime", "2018-02-30T00:00:00Z"), {5: "parse_timestamp"}
-    ),
-    "epoch seconds instead of ISO": RowCase(
-        _cell(5, "TransactionStartTime", "1542248329"), {5: "parse_timestamp"}
-    ),
     "timestamp with a +03:00 offset (accepted)": RowCase(_shifted_time, {}),
-    # Value against Amount
-    "Value below |Amount|": RowCase(_cell(5, "Value", "1"), {5: "value_not_below_abs_amount"}),
     "Value above |Amount| (a fee, accepted)": RowCase(_cell(5, "Value", "2100"), {}, False),
-    # hostile strings
-    "SQL injection in CustomerId": RowCase(
-        _cell(5, "CustomerId", "CustomerId_1'; DROP TABLE model_versions;--"), {5: "str_matches"}
-    ),
-    "spreadsheet formula in ProductCategory": RowCase(
-        _cell(5, "ProductCategory", '=HYPERLINK("http://evil","x")'), {5: "isin"}
-    ),
-    "script tag in ProviderId": RowCase(
-        _cell(5, "ProviderId", "<script>alert(1)</script>"), {5: "str_matches"}
-    ),
-    "right-to-left override in CustomerId": RowCase(
-        _cell(5, "CustomerId", "CustomerId_12\u202e"), {5: "str_matches"}
-    ),
-    "one-megabyte cell": RowCase(_cell(5, "ProductCategory", "x" * 1_000_000), {5: "isin"}),
     # layout
     "header repeated mid-file": RowCase(
         lambda h: _lines(h)[:21] + [_lines(h)[0]] + _lines(h)[21:], {20: "str_matches"}

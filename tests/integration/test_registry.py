@@ -25,24 +25,13 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import IntegrityError
 
+from registry import errors
+
 # Submodule imports: they also work when an editable install exposes `registry` as a
 # namespace package (package-level names are checked in a subprocess below).
 from registry.artifacts import DEFAULT_TRUSTED_PREFIXES
 from registry.core import Registry, RegistrySession, champion_lineage
 from registry.db import default_db_url, head_revision
-from registry.errors import (
-    ArtifactMissing,
-    ArtifactRefused,
-    ArtifactTampered,
-    ArtifactVerificationFailed,
-    ImmutableVersionError,
-    PromotionError,
-    RegistryClosed,
-    RegistryError,
-    SchemaNotMigrated,
-    SchemaTooNew,
-    VersionNotFound,
-)
 from registry.models import Base, ModelVersion
 from registry.policy import PromotionPolicy, compare
 from registry.testing import flip_one_byte, replace_artifact
@@ -146,7 +135,7 @@ def test_migrates_on_first_use_and_is_idempotent(reg: Registry):
 
 def test_concurrent_first_use_migrates_once(db_url: str):
     regs = [Registry(db_url) for _ in range(4)]
-    errors: list[BaseException] = []
+    failures: list[BaseException] = []
     start = threading.Barrier(len(regs))
 
     def first_use(r: Registry) -> None:
@@ -154,7 +143,7 @@ def test_concurrent_first_use_migrates_once(db_url: str):
             start.wait()
             r.model_names()
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
-            errors.append(exc)
+            failures.append(exc)
 
     threads = [threading.Thread(target=first_use, args=(r,)) for r in regs]
     for t in threads:
@@ -162,7 +151,7 @@ def test_concurrent_first_use_migrates_once(db_url: str):
     for t in threads:
         t.join()
     try:
-        assert errors == []
+        assert failures == []
         assert all(r.schema_revision() == head_revision() for r in regs)
     finally:
         for r in regs:
@@ -296,9 +285,9 @@ def test_process_crash_midway_leaves_nothing(reg: Registry):
 
 def test_versions_are_immutable(reg: Registry, model):
     info = register(reg, model)
-    with pytest.raises(ImmutableVersionError, match="metrics"), reg.session(write=True) as s:
+    with pytest.raises(errors.ImmutableVersionError, match="metrics"), reg.session(write=True) as s:
         s.get(ModelVersion, info.id).metrics = {"roc_auc": 0.99}
-    with pytest.raises(ImmutableVersionError), reg.session(write=True) as s:
+    with pytest.raises(errors.ImmutableVersionError), reg.session(write=True) as s:
         s.delete(s.get(ModelVersion, info.id))
     # The database refuses too (triggers), whatever client writes.
     for sql in (
@@ -313,9 +302,9 @@ def test_versions_are_immutable(reg: Registry, model):
 
 
 def test_unserialisable_model_is_a_registry_error(reg: Registry):
-    with pytest.raises(RegistryError, match="skops"):
+    with pytest.raises(errors.RegistryError, match="skops"):
         register(reg, (i for i in range(3)))
-    with pytest.raises(RegistryError, match="not finite"):
+    with pytest.raises(errors.RegistryError, match="not finite"):
         register(reg, {"a": 1}, metrics={"roc_auc": float("nan")})
 
 
@@ -327,9 +316,9 @@ def test_load_model_verifies_and_caches(reg: Registry, model, data):
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert reg.load_model(MODEL, 1) is loaded  # cached by (id, sha256)
     assert reg.load_model(MODEL, 1, use_cache=False) is not loaded
-    with pytest.raises(VersionNotFound, match="no version 9"):
+    with pytest.raises(errors.VersionNotFound, match="no version 9"):
         reg.load_model(MODEL, 9)
-    with pytest.raises(VersionNotFound, match="no model named"):
+    with pytest.raises(errors.VersionNotFound, match="no model named"):
         reg.get_version("nope", 1)
 
 
@@ -344,9 +333,9 @@ def test_tampered_artifact_refused_and_api_keeps_last_good(reg: Registry, model,
     assert reg.promote_if_better(MODEL, 2).promoted
     tamper(reg, v2.id)
 
-    with pytest.raises(ArtifactTampered, match="sha256"):
+    with pytest.raises(errors.ArtifactTampered, match="sha256"):
         reg.load_model(MODEL, 2)
-    with pytest.raises(ArtifactTampered):
+    with pytest.raises(errors.ArtifactTampered):
         reg.load_champion(MODEL)
     info, still = reg.load_champion(MODEL, fallback_to_cache=True)
     assert info.version == 1 and still is served
@@ -356,7 +345,7 @@ def test_tampered_artifact_refused_and_api_keeps_last_good(reg: Registry, model,
     # A fresh process with no good model in memory cannot fall back: it must fail loudly.
     other = Registry(reg.url)
     try:
-        with pytest.raises(ArtifactTampered):
+        with pytest.raises(errors.ArtifactTampered):
             other.load_champion(MODEL, fallback_to_cache=True)
     finally:
         other.close()
@@ -366,27 +355,27 @@ def test_tampered_artifact_refused_and_api_keeps_last_good(reg: Registry, model,
     tamper(reg, served_info.id)
     info, model_again = reg.load_champion(MODEL, fallback_to_cache=True)
     assert info.version == 1 and model_again is served
-    with pytest.raises(ArtifactTampered):
+    with pytest.raises(errors.ArtifactTampered):
         reg.load_model(MODEL, 1, use_cache=False)
 
 
 def test_missing_artifact(reg: Registry, model):
     info = register(reg, model)
     replace_artifact(reg.url, info.id, lambda _: None)
-    with pytest.raises(ArtifactMissing):
+    with pytest.raises(errors.ArtifactMissing):
         reg.load_model(MODEL, 1)
 
 
 def test_untrusted_types_are_refused(reg: Registry):
     register(reg, NotTrusted(), "custom")
-    with pytest.raises(ArtifactRefused, match="NotTrusted"):
+    with pytest.raises(errors.ArtifactRefused, match="NotTrusted"):
         reg.load_model("custom", 1)
     # Dangerous callables are refused even under a trusted prefix (builtins., numpy.).
     register(reg, FunctionTransformer(func=eval), "evil")
-    with pytest.raises(ArtifactRefused, match="builtins.eval"):
+    with pytest.raises(errors.ArtifactRefused, match="builtins.eval"):
         reg.load_model("evil", 1)
     register(reg, FunctionTransformer(func=np.load), "evil2")
-    with pytest.raises(ArtifactRefused, match="numpy.load"):
+    with pytest.raises(errors.ArtifactRefused, match="numpy.load"):
         reg.load_model("evil2", 1)
     # The prefixes are a parameter: trusting this module's code makes it loadable.
     trusting = Registry(
@@ -485,18 +474,18 @@ def test_manual_promote_and_rollback(reg: Registry, model):
     reg.promote_if_better(MODEL, 2)
     d = reg.promote(MODEL, 3, actor="alice", reason="business override")
     assert (d.champion_version, d.previous_champion) == (3, 2)
-    with pytest.raises(PromotionError, match="already the champion"):
+    with pytest.raises(errors.PromotionError, match="already the champion"):
         reg.promote(MODEL, 3, actor="alice", reason="again")
-    with pytest.raises(PromotionError, match="reason"):
+    with pytest.raises(errors.PromotionError, match="reason"):
         reg.promote(MODEL, 1, actor="alice", reason=" ")
-    with pytest.raises(VersionNotFound):
+    with pytest.raises(errors.VersionNotFound):
         reg.promote(MODEL, 42, actor="alice", reason="typo")
 
     d = reg.rollback(MODEL, actor="bob", reason="v3 rejects too many")
     assert (d.champion_version, d.previous_champion) == (2, 3)
     assert reg.get_version(MODEL, 3).stage == "archived"
     assert reg.rollback(MODEL, actor="bob", reason="again").champion_version == 1
-    with pytest.raises(PromotionError, match="no previous champion"):
+    with pytest.raises(errors.PromotionError, match="no previous champion"):
         reg.rollback(MODEL, actor="bob", reason="nothing left")
     history = [(e.action, e.from_version, e.to_version, e.actor) for e in reg.events(MODEL)]
     assert history == [
@@ -536,7 +525,7 @@ def test_readers_never_see_zero_or_two_champions(reg: Registry, model):
     model_id = count(reg, "SELECT id FROM registered_models WHERE name = :n", n=MODEL)
     stop = threading.Event()
     seen: list[int] = []
-    errors: list[BaseException] = []
+    failures: list[BaseException] = []
     lock = threading.Lock()
 
     def reader() -> None:
@@ -556,7 +545,7 @@ def test_readers_never_see_zero_or_two_champions(reg: Registry, model):
                 champ = reg.champion(MODEL)
                 local.append(1 if champ is not None else 0)
         except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+            failures.append(exc)
         with lock:
             seen.extend(local)
 
@@ -571,7 +560,7 @@ def test_readers_never_see_zero_or_two_champions(reg: Registry, model):
         stop.set()
         for t in readers:
             t.join()
-    assert errors == []
+    assert failures == []
     assert len(seen) > 50
     assert set(seen) == {1}
     assert reg.champion(MODEL).version == 1  # 50 flips end where they started
@@ -710,7 +699,7 @@ def test_schema_newer_than_code_is_one_clear_line(reg: Registry):
     for migrate in (True, False):
         other = Registry(reg.url, auto_migrate=migrate)
         try:
-            with pytest.raises(SchemaTooNew) as err:
+            with pytest.raises(errors.SchemaTooNew) as err:
                 other.list_versions()
         finally:
             other.close()
@@ -719,7 +708,7 @@ def test_schema_newer_than_code_is_one_clear_line(reg: Registry):
             "0099_future",
             head_revision(),
         )
-    with pytest.raises(SchemaTooNew):
+    with pytest.raises(errors.SchemaTooNew):
         reg.migrate()
     for command in ("list", "migrate"):
         out = run_cli("--db-url", reg.url, command)
@@ -734,7 +723,7 @@ def test_non_migrating_registry_never_creates_or_migrates(reg: Registry, db_url:
     try:
         state = api.check_schema()
         assert (state.status, state.database_revision) == ("behind", None)
-        with pytest.raises(SchemaNotMigrated, match="registry migrate") as err:
+        with pytest.raises(errors.SchemaNotMigrated, match="registry migrate") as err:
             api.champion(MODEL)
         assert err.value.database_revision is None
         assert reg.schema_revision() is None  # nothing was created
@@ -750,7 +739,7 @@ def test_non_migrating_registry_never_creates_or_migrates(reg: Registry, db_url:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, "base")
         assert api.check_schema().status == "behind"
-        with pytest.raises(SchemaNotMigrated):
+        with pytest.raises(errors.SchemaNotMigrated):
             api.list_versions()
         assert reg.schema_revision() is None  # still not migrated by the reader
     finally:
@@ -806,9 +795,9 @@ def test_versions_artifacts_and_events_cannot_be_deleted(reg: Registry, model):
 @pytest.mark.parametrize(
     ("change", "cause"),
     [
-        (flip_one_byte, ArtifactTampered),
-        (lambda _: None, ArtifactMissing),
-        (lambda b: b"PK\x03\x04 forged", ArtifactTampered),
+        (flip_one_byte, errors.ArtifactTampered),
+        (lambda _: None, errors.ArtifactMissing),
+        (lambda b: b"PK\x03\x04 forged", errors.ArtifactTampered),
     ],
     ids=["flipped-byte", "row-deleted", "replaced"],
 )
@@ -822,9 +811,9 @@ def test_promotion_of_a_tampered_version_is_refused(reg: Registry, model, change
         lambda: reg.promote(MODEL, 2, actor="attacker", reason="swap"),
         lambda: reg.promote_if_better(MODEL, 2),
     ):
-        with pytest.raises(ArtifactVerificationFailed) as err:
+        with pytest.raises(errors.ArtifactVerificationFailed) as err:
             attempt()
-        assert isinstance(err.value, PromotionError)  # the API's 409
+        assert isinstance(err.value, errors.PromotionError)  # the API's 409
         assert isinstance(err.value.cause, cause) and err.value.version == 2
         assert f"{MODEL} v2 refused: {cause.__name__}" in str(err.value)
     assert reg.champion(MODEL).version == 1
@@ -838,7 +827,9 @@ def test_rollback_to_a_tampered_version_is_refused(reg: Registry, model):
     reg.promote_if_better(MODEL, 1)
     reg.promote_if_better(MODEL, 2)
     tamper(reg, reg.get_version(MODEL, 1).id)
-    with pytest.raises(ArtifactVerificationFailed, match="rollback of bati-credit v1 refused"):
+    with pytest.raises(
+        errors.ArtifactVerificationFailed, match="rollback of bati-credit v1 refused"
+    ):
         reg.rollback(MODEL, actor="ops", reason="back")
     assert reg.champion(MODEL).version == 2
     assert [e.action for e in reg.events(MODEL)] == ["auto_promote", "auto_promote"]
@@ -871,7 +862,7 @@ def test_closed_registry_fails_clearly(db_url: str, model):
         lambda: reg.engine,
         lambda: log_predictions(reg, [{"request_id": "r"}]),
     ):
-        with pytest.raises(RegistryClosed, match="is closed"):
+        with pytest.raises(errors.RegistryClosed, match="is closed"):
             use()
     reg.close()  # idempotent
 
@@ -893,5 +884,5 @@ def test_cli_bad_database_url_is_one_line_exit_2(url: str, message: str):
         assert out.stderr.startswith("error: ") and message in out.stderr
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
         assert "S3cret-77" not in out.stderr
-    with pytest.raises(RegistryError, match=re.escape(message)):
+    with pytest.raises(errors.RegistryError, match=re.escape(message)):
         Registry(url)

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from registry import snapshots
 from registry.core import Registry
 from registry.errors import ImmutableVersionError, VersionNotFound
 from registry.monitoring import (
@@ -28,18 +29,6 @@ from registry.monitoring import (
     write_references,
 )
 from registry.ops import log_predictions, read_prediction_log, read_scores, score_runs, write_scores
-from registry.snapshots import (
-    SnapshotNotFound,
-    list_snapshots,
-    prune_snapshots,
-    publish_snapshot,
-    read_feature_snapshot,
-    read_snapshot,
-    served_snapshot_id,
-    snapshot_dates,
-    write_feature_snapshot,
-    write_snapshot,
-)
 
 MODEL = "bati-credit"
 
@@ -90,54 +79,54 @@ def count(reg: Registry, sql: str) -> int:
 # -- feature snapshots ---------------------------------------------------------------------------
 def test_snapshot_is_typed_columnar_and_read_by_part(reg: Registry):
     frame = features(230)
-    info = write_snapshot(reg, frame, "2019-02-13", "run-a", feature_version="1.0.0", part_rows=50)
+    info = snapshots.write_snapshot(
+        reg, frame, "2019-02-13", "run-a", feature_version="1.0.0", part_rows=50
+    )
     assert (info.n_customers, info.n_parts, info.published) == (230, 5, False)
     assert count(reg, "SELECT count(*) FROM snapshot_parts") == 5
-    got = read_snapshot(reg, info.id)
+    got = snapshots.read_snapshot(reg, info.id)
     assert got.index.is_monotonic_increasing and got.index.name == "CustomerId"
     pd.testing.assert_frame_equal(got, frame.sort_index())  # dtypes and values exact
     assert got.attrs["snapshot_id"] == info.id and got.attrs["feature_version"] == "1.0.0"
     assert got.attrs["as_of"] == pd.Timestamp("2019-02-13", tz="UTC")
     wanted = ["CustomerId_7", "CustomerId_150", "CustomerId_nope"]
-    some = read_snapshot(reg, info.id, customers=wanted, columns=["monetary_total"])
+    some = snapshots.read_snapshot(reg, info.id, customers=wanted, columns=["monetary_total"])
     assert sorted(some.index) == ["CustomerId_150", "CustomerId_7"]
     assert list(some.columns) == ["monetary_total"]
     assert some.loc["CustomerId_7", "monetary_total"] == frame.loc["CustomerId_7", "monetary_total"]
-    with pytest.raises(SnapshotNotFound):
-        read_snapshot(reg, info.id + 100)
+    with pytest.raises(snapshots.SnapshotNotFound):
+        snapshots.read_snapshot(reg, info.id + 100)
 
 
 def test_unpublished_snapshot_is_never_served(reg: Registry):
     """Issue 13 #5: a run's snapshot is served only once published (a killed or failed run
     leaves the served one as it was)."""
-    assert read_feature_snapshot(reg).empty and served_snapshot_id(reg) is None
+    assert snapshots.read_feature_snapshot(reg).empty and snapshots.served_snapshot_id(reg) is None
     first = features(40)
-    assert write_feature_snapshot(reg, first, "2019-01-31", "old-run") == 40  # publishes
-    served = served_snapshot_id(reg)
-    later = write_snapshot(reg, features(10, seed=1), "2019-02-13", "killed-run")
-    assert served_snapshot_id(reg) == served
-    assert len(read_feature_snapshot(reg)) == 40
-    assert [d.date().isoformat() for d in snapshot_dates(reg)] == ["2019-01-31"]
-    publish_snapshot(reg, "killed-run")  # a run id publishes that run's latest snapshot
-    assert served_snapshot_id(reg) == later.id
-    assert len(read_feature_snapshot(reg)) == 10
-    assert len(read_feature_snapshot(reg, as_of="2019-01-31")) == 40
-    with pytest.raises(SnapshotNotFound):
-        publish_snapshot(reg, "no-such-run")
+    assert snapshots.write_feature_snapshot(reg, first, "2019-01-31", "old-run") == 40  # publishes
+    served = snapshots.served_snapshot_id(reg)
+    later = snapshots.write_snapshot(reg, features(10, seed=1), "2019-02-13", "killed-run")
+    assert snapshots.served_snapshot_id(reg) == served
+    assert len(snapshots.read_feature_snapshot(reg)) == 40
+    assert [d.date().isoformat() for d in snapshots.snapshot_dates(reg)] == ["2019-01-31"]
+    snapshots.publish_snapshot(reg, "killed-run")  # a run id publishes that run's latest snapshot
+    assert snapshots.served_snapshot_id(reg) == later.id
+    assert len(snapshots.read_feature_snapshot(reg)) == 10
+    assert len(snapshots.read_feature_snapshot(reg, as_of="2019-01-31")) == 40
+    with pytest.raises(snapshots.SnapshotNotFound):
+        snapshots.publish_snapshot(reg, "no-such-run")
 
 
 def test_same_date_republished_changes_the_served_id(reg: Registry):
     """The API's reload check must see a newer snapshot even with the same as_of."""
-    write_feature_snapshot(reg, features(20), "2019-02-13", "run-1")
-    first = served_snapshot_id(reg)
-    write_feature_snapshot(reg, features(5, seed=2), "2019-02-13", "run-2")
-    assert served_snapshot_id(reg) != first
-    assert read_feature_snapshot(reg).attrs["run_id"] == "run-2"
+    snapshots.write_feature_snapshot(reg, features(20), "2019-02-13", "run-1")
+    first = snapshots.served_snapshot_id(reg)
+    snapshots.write_feature_snapshot(reg, features(5, seed=2), "2019-02-13", "run-2")
+    assert snapshots.served_snapshot_id(reg) != first
+    assert snapshots.read_feature_snapshot(reg).attrs["run_id"] == "run-2"
 
 
 def test_failed_snapshot_write_leaves_nothing(reg: Registry, monkeypatch: pytest.MonkeyPatch):
-    import registry.snapshots as snapshots
-
     real = snapshots.encode_parts
 
     def broken(df, part_rows):
@@ -147,39 +136,41 @@ def test_failed_snapshot_write_leaves_nothing(reg: Registry, monkeypatch: pytest
 
     monkeypatch.setattr(snapshots, "encode_parts", broken)
     with pytest.raises(OSError):
-        write_snapshot(reg, features(30), "2019-02-13", "run-x", part_rows=10)
+        snapshots.write_snapshot(reg, features(30), "2019-02-13", "run-x", part_rows=10)
     assert count(reg, "SELECT count(*) FROM snapshots") == 0
     assert count(reg, "SELECT count(*) FROM snapshot_parts") == 0
 
 
 def test_prune_keeps_the_served_and_recent_unpublished(reg: Registry):
     for k in range(3):
-        write_feature_snapshot(reg, features(5, seed=k), f"2019-02-1{k}", f"run-{k}")
-    stale = write_snapshot(reg, features(5), "2019-03-01", "killed")
-    assert prune_snapshots(reg, keep_published=1) == 2  # the killed run's is still in grace
-    served = served_snapshot_id(reg)
-    assert prune_snapshots(reg, keep_published=1, unpublished_grace=timedelta(0)) == 1
-    assert [s.id for s in list_snapshots(reg)] == [served]
-    assert stale.id not in [s.id for s in list_snapshots(reg)]
+        snapshots.write_feature_snapshot(reg, features(5, seed=k), f"2019-02-1{k}", f"run-{k}")
+    stale = snapshots.write_snapshot(reg, features(5), "2019-03-01", "killed")
+    assert (
+        snapshots.prune_snapshots(reg, keep_published=1) == 2
+    )  # the killed run's is still in grace
+    served = snapshots.served_snapshot_id(reg)
+    assert snapshots.prune_snapshots(reg, keep_published=1, unpublished_grace=timedelta(0)) == 1
+    assert [s.id for s in snapshots.list_snapshots(reg)] == [served]
+    assert stale.id not in [s.id for s in snapshots.list_snapshots(reg)]
     assert count(reg, "SELECT count(*) FROM snapshot_parts") == 1
 
 
 def test_promotion_publishes_the_snapshot_in_its_transaction(reg: Registry, model):
     register(reg, model)
-    snap = write_snapshot(reg, features(8), "2019-02-13", "run-1")
+    snap = snapshots.write_snapshot(reg, features(8), "2019-02-13", "run-1")
     decision = reg.promote_if_better(MODEL, 1, publish_snapshot=snap.id)
-    assert decision.promoted and served_snapshot_id(reg) == snap.id
+    assert decision.promoted and snapshots.served_snapshot_id(reg) == snap.id
     # A failing publication rolls the whole decision back.
     register(reg, model, auc=0.80)
-    with pytest.raises(SnapshotNotFound):
+    with pytest.raises(snapshots.SnapshotNotFound):
         reg.promote_if_better(MODEL, 2, publish_snapshot="unknown-run")
     assert reg.champion(MODEL).version == 1
     assert [d.version for d in reg.decisions(MODEL)] == [1]
     # A kept challenger's completed run still publishes its snapshot.
     register(reg, model, auc=0.75)
-    fresh = write_snapshot(reg, features(9), "2019-02-14", "run-3")
+    fresh = snapshots.write_snapshot(reg, features(9), "2019-02-14", "run-3")
     kept = reg.promote_if_better(MODEL, 3, publish_snapshot="run-3")
-    assert not kept.promoted and served_snapshot_id(reg) == fresh.id
+    assert not kept.promoted and snapshots.served_snapshot_id(reg) == fresh.id
 
 
 # -- scores --------------------------------------------------------------------------------------
@@ -424,10 +415,10 @@ def test_upgrade_from_0002_converts_json_snapshots_and_dedupes_scores(db_url: st
                 )
         reg.migrate()
         assert reg.schema_revision() == head_revision()
-        snap = read_feature_snapshot(reg)
+        snap = snapshots.read_feature_snapshot(reg)
         assert list(snap.index) == ["CustomerId_1", "CustomerId_2"]
         assert snap.loc["CustomerId_2", "a"] == 1.5 and pd.isna(snap.loc["CustomerId_1", "a"])
-        assert snap.attrs["run_id"] == "old" and served_snapshot_id(reg) is not None
+        assert snap.attrs["run_id"] == "old" and snapshots.served_snapshot_id(reg) is not None
         assert count(reg, "SELECT count(*) FROM scores") == 1
         cfg = alembic_config()
         with reg.engine.begin() as conn:

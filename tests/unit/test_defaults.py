@@ -52,3 +52,22 @@ def test_flow_defaults_come_from_the_shared_module():
         defaults.MAX_BRIER_INCREASE,
     )
     assert ScoreConfig().model_name == defaults.DEFAULT_MODEL_NAME
+
+
+def test_the_flow_settings_defaults_are_the_modules_defaults():
+    """schemas/settings.py holds the BATI_* defaults; the modules' own constants agree."""
+    from credit import report_links, sources
+    from deployments import schedule
+    from schemas import settings
+
+    assert settings.DEFAULT_SCHEDULE_TZ == schedule.DEFAULT_TIMEZONE
+    assert settings.DEFAULT_API_URL == report_links.DEFAULT_API_URL
+    assert settings.DEFAULT_MAX_CSV_BYTES == sources.DEFAULT_MAX_CSV_BYTES
+
+
+def test_var_path_reads_the_setting_and_ignores_other_bad_values(monkeypatch, tmp_path):
+    monkeypatch.setenv("BATI_VAR_DIR", str(tmp_path / "v"))
+    monkeypatch.setenv("BATI_MAX_CSV_BYTES", "abc")  # refused at start-up, not here
+    assert defaults.var_path() == tmp_path / "v"
+    monkeypatch.setenv("BATI_VAR_DIR", "")  # empty is unset
+    assert defaults.var_path() == defaults.PROJECT_ROOT / "var"

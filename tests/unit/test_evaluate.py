@@ -12,8 +12,12 @@ from sklearn.model_selection import train_test_split
 
 from credit.evaluate import (
     METRIC_KEYS,
+    auc_rows,
     bootstrap_auc_ci,
+    calibrate_from_oof,
     calibrate_if_better,
+    calibrate_on_holdout,
+    calibrated_from_predictions,
     choose_threshold,
     classification_metrics,
     compare_candidates,
@@ -179,3 +183,101 @@ def test_batched_permutation_importance_matches_sklearn(split):
     np.testing.assert_allclose(got["importance_mean"], expected[got.index], atol=1e-12)
     np.testing.assert_allclose(got["importance_std"], expected_std[got.index], atol=1e-12)
     assert got["importance_mean"].is_monotonic_decreasing
+
+
+def test_auc_rows_matches_roc_auc_score_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    scores = np.round(rng.random((6, 300)), 1)  # many ties
+    expected = [roc_auc_score(y, row) for row in scores]
+    np.testing.assert_allclose(auc_rows(y, scores), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(auc_rows(Y, P), [roc_auc_score(Y, P)], atol=1e-12)
+    with pytest.raises(ValueError, match="both classes"):
+        auc_rows(np.zeros(4), np.ones((1, 4)))
+
+
+def _oof(model, X, y, folds):
+    """Out-of-fold (proba, response) of ``model`` as the grid search records them."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_predict
+
+    proba = cross_val_predict(clone(model), X, y, cv=folds, method="predict_proba")[:, 1]
+    if hasattr(model, "decision_function"):
+        response = cross_val_predict(clone(model), X, y, cv=folds, method="decision_function")
+    else:
+        response = proba
+    return pd.DataFrame({"proba": proba, "response": response}, index=X.index)
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest"])
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibration_from_oof_is_calibratedclassifiercv_without_refits(split, name, method):
+    """The model built from out-of-fold predictions is CalibratedClassifierCV(ensemble=False)
+    on the same folds, to the last digit (decision_function for logreg, proba for the RF)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    X_train, X_test, y_train, _ = split
+    num, cat = split_columns(X_train)
+    model = build_pipeline(name, num, cat).set_params(clf__random_state=0)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
+    reference = CalibratedClassifierCV(model, method=method, cv=folds, ensemble=False)
+    reference.fit(X_train, y_train)
+    fitted = build_pipeline(name, num, cat).set_params(clf__random_state=0).fit(X_train, y_train)
+    oof = _oof(model, X_train, y_train, folds)
+    ours = calibrated_from_predictions(fitted, oof["response"], y_train, method, seed=3)
+    assert isinstance(ours, CalibratedClassifierCV) and ours.method == method
+    np.testing.assert_allclose(
+        ours.predict_proba(X_test), reference.predict_proba(X_test), rtol=0, atol=1e-12
+    )
+    assert list(ours.feature_names_in_) == list(X_train.columns)
+
+
+def test_calibrate_from_oof_decides_on_out_of_fold_predictions(split):
+    from sklearn.model_selection import StratifiedKFold
+
+    X_train, _, y_train, _ = split
+    num, cat = split_columns(X_train)
+    model = build_pipeline("logreg", num, cat).fit(X_train, y_train)
+    oof = _oof(model, X_train, y_train, StratifiedKFold(5, shuffle=True, random_state=3))
+    final, info = calibrate_from_oof(model, oof, y_train, seed=3)
+    briers = [info["brier_uncalibrated"], info["brier_sigmoid"], info["brier_isotonic"]]
+    assert info["brier_validation"] == min(briers)
+    # class_weight="balanced" inflates PDs: recalibration must help here, as before
+    assert info["calibrated"] and info["brier_validation"] < info["brier_uncalibrated"]
+    assert isinstance(final, CalibratedClassifierCV)
+    assert final.calibrated_classifiers_[0].estimator is model  # no refit
+    assert info["validation_rows"] == len(X_train) and info["validation"] == "out_of_fold"
+    assert 0 < info["threshold"] < 1
+    # without methods (a scorecard) the model stays as is and the threshold is still chosen
+    same, plain = calibrate_from_oof(model, oof, y_train, seed=3, methods=())
+    assert same is model and plain["method"] == "none" and not plain["calibrated"]
+    assert plain["threshold"] == choose_threshold(y_train, oof["proba"])
+
+
+def test_calibrate_on_holdout_fits_once(split, monkeypatch):
+    from sklearn.pipeline import Pipeline
+
+    X_train, X_test, y_train, _ = split
+    num, cat = split_columns(X_train)
+    fits = []
+    real_fit = Pipeline.fit
+
+    def counting_fit(self, X, y=None, **kw):
+        fits.append(len(X))
+        return real_fit(self, X, y, **kw)
+
+    monkeypatch.setattr(Pipeline, "fit", counting_fit)
+    final, info = calibrate_on_holdout(build_pipeline("logreg", num, cat), X_train, y_train)
+    assert fits == [len(X_train) - round(0.2 * len(X_train))]
+    assert info["validation"] == "holdout" and info["validation_rows"] == len(X_train) - fits[0]
+    assert info["calibrated"] and isinstance(final, CalibratedClassifierCV)
+    assert final.predict_proba(X_test).shape == (len(X_test), 2)
+
+
+def test_bootstrap_of_constant_scores_is_exactly_one_half():
+    """The dummy's interval: every resample ranks all ties, AUC 0.5 (no resampling needed)."""
+    y = np.array([0, 1] * 50)
+    assert bootstrap_auc_ci(y, np.full(100, 0.3), n=50) == (0.5, 0.5)
+    rng = np.random.default_rng(1)
+    counts = rng.multinomial(100, np.full(100, 0.01), size=20)
+    np.testing.assert_allclose(weighted_auc(y, np.full(100, 0.3), counts), 0.5)

@@ -73,7 +73,9 @@ def test_build_pipeline_steps_and_class_weights():
         assert pipe.named_steps["clf"].class_weight == expected
         assert pipe.named_steps["clf"].random_state == 3
     assert build_pipeline("logreg", ["a"], []).named_steps["prep"].scale is True
-    assert build_pipeline("hist_gb", ["a"], []).named_steps["clf"].early_stopping is False
+    hgb = build_pipeline("hist_gb", ["a"], []).named_steps["clf"]
+    assert (hgb.early_stopping, hgb.validation_fraction, hgb.n_iter_no_change) == (True, 0.1, 10)
+    assert build_pipeline("random_forest", ["a"], []).named_steps["clf"].max_samples == 0.5
     with pytest.raises(ValueError, match="unknown candidate"):
         build_pipeline("svm", ["a"], [])
 
@@ -129,7 +131,8 @@ def test_search_candidate_result_table(data, monkeypatch):
     monkeypatch.setattr(models, "GridSearchCV", spy)
     monkeypatch.setattr(models.os, "cpu_count", lambda: 1)
     res = search_candidate("logreg", X_train, y_train, grid=TINY["logreg"], cv=3)
-    assert seen["n_jobs"] == 1 and seen["scoring"] == "roc_auc" and seen["refit"] is True
+    assert seen["n_jobs"] == 1 and isinstance(seen["scoring"], models.OOFRecordingAUC)
+    assert seen["refit"] is True
     assert seen["cv"].n_splits == 3 and seen["cv"].shuffle
     table = res.cv_results
     assert len(table) == 4 and table["rank"].tolist() == sorted(table["rank"])
@@ -171,3 +174,57 @@ def test_reproducible_same_seed_same_model_and_metrics(name, data):
         else:
             assert value == pytest.approx(e2.metrics[key], abs=1e-12), key
     assert e1.metrics["roc_auc"] > 0.6
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_search_records_out_of_fold_predictions_and_sklearn_scores(data, n_jobs):
+    """The recording scorer gives sklearn's roc_auc scores, and the best point's out-of-fold
+    predictions are cross_val_predict's on the same folds (also from worker processes)."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+
+    X_train, _, y_train, _ = data
+    grid = TINY["logreg"]
+    res = search_candidate("logreg", X_train, y_train, grid=grid, cv=3, n_jobs=n_jobs, seed=4)
+    num, cat = split_columns(X_train)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=4)
+    plain = GridSearchCV(
+        build_pipeline("logreg", num, cat, seed=4), grid, scoring="roc_auc", cv=folds
+    ).fit(X_train, y_train)
+    assert res.best_params == plain.best_params_
+    assert res.best_cv_auc == pytest.approx(plain.best_score_, abs=1e-12)
+    best = clone(plain.best_estimator_)
+    proba = cross_val_predict(best, X_train, y_train, cv=folds, method="predict_proba")[:, 1]
+    decision = cross_val_predict(best, X_train, y_train, cv=folds, method="decision_function")
+    assert res.oof is not None and res.oof.index.equals(X_train.index)
+    np.testing.assert_allclose(res.oof["proba"], proba, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.oof["response"], decision, rtol=0, atol=1e-12)
+    assert res.best_estimator.memory is None  # the prep cache does not travel with the model
+
+
+def test_prep_cache_gives_the_uncached_search(data, monkeypatch):
+    """Grid points sharing a fold reuse its fitted preprocessing: same scores, fewer fits."""
+    X_train, _, y_train, _ = data
+    fits = []
+    real = TabularPreprocessor.fit
+
+    def counting(self, X, y=None):
+        fits.append(len(X))
+        return real(self, X, y)
+
+    monkeypatch.setattr(TabularPreprocessor, "fit", counting)
+    grid = {"clf__C": [0.1, 0.3, 1.0], "prep__encoding": ["onehot", "woe"]}
+    cached = search_candidate("logreg", X_train, y_train, grid=grid, cv=3, n_jobs=1)
+    # one preprocessing fit per fold and encoding, plus the refit: not one per grid point
+    assert len(fits) == 3 * 2 + 1
+    no_cache = models.joblib.Memory(None, verbose=0)
+    monkeypatch.setattr(models.joblib, "Memory", lambda *a, **k: no_cache)
+    fits.clear()
+    uncached = search_candidate("logreg", X_train, y_train, grid=grid, cv=3, n_jobs=1)
+    assert len(fits) == 3 * 6 + 1
+    pd.testing.assert_frame_equal(
+        cached.cv_results.drop(columns="mean_fit_seconds"),
+        uncached.cv_results.drop(columns="mean_fit_seconds"),
+        rtol=0,
+        atol=1e-12,
+    )

@@ -192,14 +192,178 @@ def test_realized_outcomes_and_proxy_label_look_only_after_as_of() -> None:
 
 
 def test_a_band_breaches_only_beyond_its_sampling_error() -> None:
-    from credit.monitoring import wilson_interval
+    from credit.monitoring import rate_interval
 
     ranges = {"A": (0.0, 0.04), "C": (0.10, 0.24)}
     # Three customers in band C, none defaulted: rate 0 < 0.10, but 0/3 says nothing.
     p, y, bands = np.array([0.2, 0.2, 0.2, 0.02]), np.zeros(4), np.array(["C", "C", "C", "A"])
     few = decay_report(p, y, bands, holdout_auc=None, band_pd_ranges=ranges)
     assert [b.metric for b in few.breaches] == []
-    strict = decay_report(p, y, bands, holdout_auc=None, band_pd_ranges=ranges, band_z=0)
+    strict = decay_report(p, y, bands, holdout_auc=None, band_pd_ranges=ranges, band_confidence=0)
     assert {b.metric for b in strict.breaches} == {"band_C_default_rate"}
-    low, high = wilson_interval(30, 100)
-    assert 0.21 < low < 0.22 and 0.39 < high < 0.40
+    low, high = rate_interval(30, 100)  # Clopper-Pearson 95 %, e.g. R's binom.test(30, 100)
+    assert low == pytest.approx(0.2124, abs=1e-4) and high == pytest.approx(0.3998, abs=1e-4)
+
+
+def test_one_default_among_three_band_a_customers_is_no_breach() -> None:
+    """The replay's false breach: band A (PD <= 3.85 %) held 3 customers of mean PD 0.8 %, one
+    of whom defaulted. Wilson's interval put the rate above 6.1 % and breached; a binomial test
+    against the ceiling gives P(>= 1 of 3) = 11 %: no evidence. Ten of thirty still breach."""
+    ranges = {"A": (0.0, 0.038462), "E": (0.475, 1.0)}
+    p = np.array([0.0078, 0.0078, 0.0078] + [0.6] * 50)
+    bands = np.array(["A"] * 3 + ["E"] * 50)
+    y = np.array([1, 0, 0] + [1, 0] * 25)
+    assert decay_report(p, y, bands, holdout_auc=None, band_pd_ranges=ranges).breaches == []
+    p30 = np.array([0.0078] * 30 + [0.6] * 50)
+    y30 = np.array([1] * 10 + [0] * 20 + [1, 0] * 25)
+    bands30 = np.array(["A"] * 30 + ["E"] * 50)
+    found = decay_report(p30, y30, bands30, holdout_auc=None, band_pd_ranges=ranges).breaches
+    assert [b.metric for b in found] == ["band_A_default_rate"]
+
+
+def _first_breach(n: int, edge: float) -> int:
+    """The fewest defaults among ``n`` customers of a band with PD range [0, ``edge``] that
+    ``decay_report`` calls a breach (n + 1: none); breaching is monotone in the defaults."""
+
+    def breaches(j: int) -> bool:
+        y = np.r_[np.ones(j), np.zeros(n - j)]
+        report = decay_report(
+            np.full(n, edge / 2),
+            y,
+            np.full(n, "X"),
+            holdout_auc=None,
+            band_pd_ranges={"X": (0.0, edge)},
+        )
+        return bool(report.breaches)
+
+    lo, hi = 0, n + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid <= n and breaches(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@pytest.mark.parametrize("edge", [0.0385, 0.1016, 0.2424, 0.4751])
+def test_a_calibrated_band_breaches_at_most_at_the_nominal_rate(edge: float) -> None:
+    """Exact false-alarm probability of a band whose true default rate sits on its PD ceiling
+    (the policy's band edges), for band sizes up to 60: P(defaults >= the first breaching
+    count). It must not pass the one-sided 2.5 % of a 95 % interval (Wilson: 11 % at n=3)."""
+    from scipy.stats import binom
+
+    worst = max(float(binom.sf(_first_breach(n, edge) - 1, n, edge)) for n in range(1, 61))
+    assert worst <= 0.025 + 1e-9
+
+
+def test_realized_proxy_label_is_the_training_label_of_the_night_it_matures() -> None:
+    """Decay judges a score made at ``as_of`` with the label a retrain ``performance_days``
+    later gives the same customers: same KMeans, same windows, same as-of (a transaction at
+    exactly ``as_of`` belongs to the performance window, as in credit.label)."""
+    from builders import clean, demo_transactions
+
+    from credit.label import build_training_table
+    from credit.monitoring import realized_proxy_label, typed_transactions
+
+    raw = demo_transactions(rows=6000, customers=240, seed=3)
+    tx = clean(raw)
+    as_of = tx["TransactionStartTime"].max().normalize() - pd.Timedelta(days=10)
+    # customers whose only performance-window activity is a burst at exactly as_of
+    burst = tx[tx["TransactionStartTime"] < as_of].drop_duplicates("CustomerId").head(12).copy()
+    after = tx["TransactionStartTime"] >= as_of
+    tx = tx[~(after & tx["CustomerId"].isin(burst["CustomerId"]))]
+    burst = pd.concat([burst] * 6, ignore_index=True)
+    burst["TransactionStartTime"] = as_of
+    burst["TransactionId"] = [f"TransactionId_b{i}" for i in range(len(burst))]
+    burst["Amount"] = burst["Value"] = 50_000.0
+    tx = pd.concat([tx, burst], ignore_index=True).sort_values("TransactionStartTime")
+    table = build_training_table(
+        tx, as_of=as_of + pd.Timedelta(days=7), observation_days=21, performance_days=7
+    )
+    assert table.cutoff == as_of
+    realized = realized_proxy_label(typed_transactions(tx), table.X.index, as_of, 7)
+    pd.testing.assert_series_equal(
+        realized.astype("int64"), table.y.astype("int64"), check_names=False
+    )
+
+
+def _ranked(n: int, auc_shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` customers, ~60 % defaults, PDs that rank them with a given separation."""
+    rng = np.random.default_rng(seed)
+    y = (rng.uniform(size=n) < 0.6).astype(int)
+    p = 1 / (1 + np.exp(-(auc_shift * (y - 0.5) + rng.normal(0, 1, n))))
+    return p, y
+
+
+def test_an_auc_fall_breaches_only_beyond_the_sampling_error_of_both_aucs() -> None:
+    """The replay's second false breach: a champion promoted on a holdout ROC-AUC of 0.779
+    (bootstrap 95 % interval 0.707-0.851, 175 customers) realized 0.706 on 860 customers. The
+    0.073 fall is within the two AUCs' sampling error (1.96 x 0.041): no breach. A fall to
+    about 0.60 on the same figures still breaches."""
+    from credit.monitoring import auc_standard_error, holdout_auc_se
+
+    se = holdout_auc_se({"roc_auc_ci_low": 0.7072, "roc_auc_ci_high": 0.8514})
+    assert se == pytest.approx(0.0368, abs=1e-3)
+    assert auc_standard_error(0.706, 527, 333) == pytest.approx(0.0177, abs=2e-3)
+    p, y = _ranked(860, 0.77, seed=5)
+    report = decay_report(p, y, np.full(860, "E"), holdout_auc=0.779, holdout_se=se)
+    assert 0.68 < report.roc_auc < 0.729 and report.breaches == []
+    p, y = _ranked(860, 0.3, seed=5)
+    fallen = decay_report(p, y, np.full(860, "E"), holdout_auc=0.779, holdout_se=se)
+    assert fallen.roc_auc < 0.64 and [b.metric for b in fallen.breaches] == ["realized_roc_auc"]
+    # without a known holdout error, the realized AUC's own error still applies
+    assert decay_report(p, y, np.full(860, "E"), holdout_auc=0.779).breaches
+
+
+def test_a_level_almost_absent_in_training_cannot_push_a_pd_to_zero() -> None:
+    """The replay's band-A customers: ``share_provider_2`` was 0 for all training customers
+    but one (standard deviation ~1e-4), so a customer using that provider got a z-score of
+    21,790 and a PD of 1e-189 (band A, the largest loans). Inputs are clipped to the training
+    range before the log and the scaling, in ``transform`` and in the fast scoring path."""
+    from sklearn.linear_model import LogisticRegression
+
+    from credit.preprocess import TabularPreprocessor
+
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame(
+        {
+            "recency_days": rng.uniform(0, 30, n),
+            "share_rare": np.r_[np.zeros(n - 1), 0.002],
+            "top_channel": rng.choice(["a", "b"], n),
+        }
+    )
+    y = (X["recency_days"] + rng.normal(0, 5, n) > 15).astype(int)
+    prep = TabularPreprocessor().fit(X, y)
+    clf = LogisticRegression().fit(prep.transform(X), y)
+    clf.coef_[0, 1] = -0.05  # the rare share lowers the PD, as in the replay's model
+    new = pd.DataFrame({"recency_days": [25.0], "share_rare": [1.0], "top_channel": ["a"]})
+    z = prep.transform(new)
+    assert np.abs(z).max() < 50  # before: ~20,000
+    assert np.allclose(prep.fast_transform(new), z)
+    assert clf.predict_proba(z)[0, 1] > 0.01
+
+
+# -- what a person sees: report pages and artifact cells (issue 14, item 6) -------------------
+def test_reports_open_in_a_browser_without_server_paths(monkeypatch) -> None:
+    """The model card showed the server's absolute data path and was served as plain
+    Markdown; the monitoring link needed a header a browser cannot send; the model-history
+    table cut decisions mid-word at the UI's edge."""
+    from credit.report_links import markdown_page, report_link
+    from flows.monitor import _short
+    from flows.report import source_label
+
+    assert source_label("/srv/bank/secret/xente.parquet") == "xente.parquet"
+    assert source_label("postgresql+psycopg://u:pw@db:5432/x#tx") == "postgresql+psycopg://...#tx"
+    page = markdown_page("# Card <b>\n\n| a | b |\n|---|---|\n| 1 | 2 |", "Card")
+    assert '<div class="scroll"><table>' in page and "<b>" not in page and "&lt;b&gt;" in page
+    monkeypatch.setenv("BATI_ADMIN_TOKEN", "t" * 40)
+    link = report_link("run-1", "monitoring.html", base_url="http://api:8000")
+    assert link.startswith("http://api:8000/reports/run-1/monitoring.html?expires=")
+    assert "&sig=" in link and "t" * 40 not in link
+    monkeypatch.delenv("BATI_ADMIN_TOKEN")
+    assert report_link("run-1", "m.html", base_url="http://api:8000").endswith("/run-1/m.html")
+    long = "v5 promoted over champion v3: ROC-AUC 0.7628 vs 0.7188 (gain +0.0441, ...)"
+    assert _short(long) == "v5 promoted over champion v3"
+    assert len(_short("x" * 200)) == 60

@@ -259,3 +259,20 @@ def test_one_implementation_per_stage() -> None:
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(own):
                     private += [f"{where} {a.name}" for a in node.names if a.name.startswith("_")]
     assert switches == [] and private == []
+
+
+def test_part_groups_are_contiguous_and_sized(tmp_path) -> None:
+    """Issue 16.5: one spill task per group of parts of about ``bucket_rows`` rows."""
+    parts = [outofcore.Part(tmp_path / f"p{i}", rows, 0, ()) for i, rows in enumerate([5, 5, 2, 9])]
+    groups = outofcore.part_groups(parts, 8)
+    assert [[p.path.name for p in g] for g in groups] == [["p0", "p1"], ["p2", "p3"]]
+    assert outofcore.part_groups(parts, 1) == [[p] for p in parts]
+    assert outofcore.part_groups(parts, 10**9) == [parts]
+
+
+def test_bucket_groups_carry_their_offset_and_dates(out_of_core) -> None:
+    spilled = out_of_core[0]
+    assert spilled.report.partitions == 4  # each part its own group at bucket_rows=4,000
+    groups = spilled.buckets.groups()
+    assert [g.offset for g in groups] == list(range(len(spilled.buckets.buckets)))
+    assert all(g.first == spilled.buckets.first for g in groups)

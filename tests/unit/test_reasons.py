@@ -144,3 +144,115 @@ def test_score_frame_columns_and_reasons(served):
     assert model.score_frame(typical)["reasons"].iloc[0] == []
     no_reasons = model.score_frame(X.head(5), with_reasons=False)
     assert (no_reasons["reasons"].map(len) == 0).all()
+
+
+def _fitted(name: str, calibrate: str | None = None):
+    """A served model of family ``name`` (optionally calibrated in one fold, as the retrain
+    flow calibrates) and its customers (with missing values and an unseen level)."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X, y = synthetic_customer_table(300, n_noise=2, seed=5)
+    num, cat = split_columns(X)
+    X.loc[X.index[:15], num[0]] = np.nan
+    pipe = build_pipeline(name, num, cat, seed=0)
+    if name == "random_forest":
+        pipe.set_params(clf__n_estimators=20)
+    if name == "hist_gb":
+        pipe.set_params(clf__max_iter=30)
+    est = pipe.fit(X, y)
+    if calibrate:
+        est = CalibratedClassifierCV(pipe, method=calibrate, cv=3, ensemble=False).fit(X, y)
+    model = CreditRiskModel.from_search(est, X, y, threshold=0.5, model_name=name)
+    X = X.copy()
+    X.loc[X.index[-3:], cat[0]] = "never_seen_level"
+    return model, X
+
+
+@pytest.mark.parametrize(
+    ("name", "calibrate"),
+    [
+        ("logreg", None),
+        ("logreg", "sigmoid"),
+        ("logreg", "isotonic"),
+        ("hist_gb", None),
+        ("hist_gb", "isotonic"),
+        ("random_forest", None),
+        ("random_forest", "sigmoid"),
+    ],
+)
+def test_columnwise_impacts_equal_the_stacked_re_prediction(name, calibrate):
+    """Transforming once (linear: exact per-column terms; trees: only the resets that cross a
+    split) gives the impacts and reasons of re-predicting every stacked raw row."""
+    from credit.reasons import columnwise_impacts
+
+    model, X = _fitted(name, calibrate)
+    view = model._columnwise()
+    assert view is not None
+    assert (view.linear is not None) == (name == "logreg")
+    Xa = model._align(X)
+    base, impact = reason_impacts(
+        lambda b: model.estimator_.predict_proba(b)[:, 1], Xa, model.reference_
+    )
+    base2, impact2 = columnwise_impacts(view, Xa)
+    np.testing.assert_allclose(base2, base, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(impact2, impact, rtol=0, atol=1e-12)
+    assert (impact != 0).any()
+    expected = model._reasons(Xa, 3)
+    got = model.score_frame(X, with_reasons=True)["reasons"].tolist()
+    assert [[r["feature"] for r in g] for g in got] == [[r["feature"] for r in e] for e in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert [r["impact"] for r in g] == pytest.approx([r["impact"] for r in e], abs=1e-12)
+        assert [r["text"] for r in g] == [r["text"] for r in e]
+
+
+def test_tree_impacts_predict_only_resets_that_cross_a_split():
+    """A tree head is asked only about (customer, feature) pairs whose reset crosses one of its
+    split thresholds; a customer at the reference everywhere costs no call at all."""
+    from credit.reasons import columnwise_impacts
+
+    model, X = _fitted("hist_gb")
+    view = model._columnwise()
+    rows: list[int] = []
+    head = view.head
+
+    def counting(Z):
+        rows.append(len(Z))
+        return head(Z)
+
+    from dataclasses import replace
+
+    counted = replace(view, head=counting)
+    Xa = model._align(X)
+    columnwise_impacts(counted, Xa)
+    assert rows[0] == len(Xa) and 0 < sum(rows[1:]) < len(Xa) * len(view.groups)
+    rows.clear()
+    typical = model._align(pd.DataFrame([model.reference_], index=["typical"]))
+    _, impact = columnwise_impacts(counted, typical)
+    assert rows == [1] and not impact.any()
+
+
+def test_column_groups_partition_the_output_and_isolate_each_input():
+    """Each output column of the preprocessing belongs to exactly one input column's group, and
+    changing one input column changes only the columns of its group."""
+    model, X = _fitted("logreg")
+    prep = model.estimator_.named_steps["prep"]
+    groups = prep.column_groups()
+    Z = prep.transform(X)
+    owners = np.concatenate(list(groups.values()))
+    assert sorted(owners.tolist()) == list(range(Z.shape[1]))
+    for col, cols in groups.items():
+        changed = X.copy()
+        changed[col] = X[col].iloc[::-1].to_numpy()  # other customers' values, same column
+        diff = np.flatnonzero((prep.transform(changed) != Z).any(axis=0))
+        assert set(diff.tolist()) <= set(cols.tolist()), col
+
+
+@pytest.mark.parametrize("name", ["logreg", "hist_gb"])
+def test_fast_transform_is_the_pipeline_transform(name):
+    """The numpy path of the preprocessing gives the very numbers of scikit-learn's, with
+    missing values, rare levels and a level never seen in fitting."""
+    model, X = _fitted(name)
+    X.loc[X.index[20:25], X.columns[-1]] = None
+    prep = model.estimator_.named_steps["prep"]
+    Xa = model._align(X)
+    np.testing.assert_array_equal(prep.fast_transform(Xa), prep.transform(Xa))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import StratifiedShuffleSplit, train_test_split
 from sklearn.pipeline import Pipeline
 
 from credit.models import build_pipeline, split_columns
 from credit.scorecard import Scorecard
 from credit.scoring import CreditRiskModel
 from credit.tabular import prepare_labelled_table
-from credit.woe_scorecard import POINTS_COLUMNS, WoEScorecard
+from credit.woe_scorecard import POINTS_COLUMNS, WoEScorecard, _woe_iv
 
 
 def _effect(mapping: dict[str, float], values: np.ndarray) -> np.ndarray:
@@ -75,23 +77,92 @@ def fitted(german) -> tuple[WoEScorecard, pd.DataFrame, pd.DataFrame]:
     return WoEScorecard().fit(X_train, y_train), X_train, X_test
 
 
-def test_held_out_auc_within_001_of_the_best_candidate(german, capsys) -> None:
-    """5-fold held-out ROC-AUC (every row held out once) against logreg / random forest /
-    hist_gb with their default pipelines on the same folds."""
-    X, y = german
-    cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    numeric, categorical = split_columns(X)
-    auc = {
-        name: cross_val_score(
-            build_pipeline(name, numeric, categorical), X, y, cv=cv, scoring="roc_auc"
-        ).mean()
-        for name in ("logreg", "random_forest", "hist_gb")
-    }
-    auc["scorecard"] = cross_val_score(WoEScorecard(), X, y, cv=cv, scoring="roc_auc").mean()
-    with capsys.disabled():
-        print("\nheld-out ROC-AUC (5-fold mean):", {k: round(v, 4) for k, v in auc.items()})
-    best = max(auc[name] for name in ("logreg", "random_forest", "hist_gb"))
-    assert auc["scorecard"] >= best - 0.01
+HELD_OUT_TABLES, HELD_OUT_SPLITS = 4, 3  # 12 stratified 70/30 splits of 1,000-row tables
+BASELINES = ("logreg", "random_forest", "hist_gb")
+#: logreg at the C the flow's grid search picks on these tables (credit/grids.toml)
+TUNED_LOGREG = {"clf__C": 0.1}
+
+
+def held_out_aucs(
+    tables: int = HELD_OUT_TABLES, splits: int = HELD_OUT_SPLITS, **scorecard: Any
+) -> dict[str, np.ndarray]:
+    """Held-out ROC-AUC per split of the candidates' default pipelines, of logreg as the flow
+    tunes it and of the scorecard: ``splits`` stratified 70/30 splits of each of ``tables``
+    German-credit-like tables."""
+    aucs: dict[str, list[float]] = {name: [] for name in (*BASELINES, "logreg_tuned", "scorecard")}
+    for seed in range(tables):
+        X, y = german_like(seed=seed)
+        numeric, categorical = split_columns(X)
+        cv = StratifiedShuffleSplit(n_splits=splits, test_size=0.3, random_state=seed)
+        for train, test in cv.split(X, y):
+            models = {name: build_pipeline(name, numeric, categorical) for name in BASELINES}
+            models["logreg_tuned"] = build_pipeline("logreg", numeric, categorical).set_params(
+                **TUNED_LOGREG
+            )
+            models["scorecard"] = WoEScorecard(**scorecard)
+            for name, model in models.items():
+                model.fit(X.iloc[train], y.iloc[train])
+                pd_ = model.predict_proba(X.iloc[test])[:, 1]
+                aucs[name].append(roc_auc_score(y.iloc[test], pd_))
+    return {name: np.asarray(values) for name, values in aucs.items()}
+
+
+@pytest.fixture(scope="module")
+def held_out(request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
+    """:func:`held_out_aucs`, printed (means, sd, the scorecard's per-split gaps)."""
+    aucs = held_out_aucs()
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nheld-out ROC-AUC, mean (sd) over {len(aucs['scorecard'])} splits:")
+        for name, values in aucs.items():
+            if name == "scorecard":
+                print(f"  {name:13s} {values.mean():.4f} ({values.std():.4f})")
+                continue
+            gap = aucs["scorecard"] - values
+            print(
+                f"  {name:13s} {values.mean():.4f} ({values.std():.4f}); scorecard - it per "
+                f"split: mean {gap.mean():+.4f}, min {gap.min():+.4f}, max {gap.max():+.4f}"
+            )
+    return aucs
+
+
+def test_held_out_auc_within_001_of_the_best_candidate(held_out) -> None:
+    """Issue #17 item 1: over 12 held-out splits, the scorecard's mean ROC-AUC is within 0.01
+    of the best candidate's mean (default pipelines of logreg / random forest / hist_gb)."""
+    means = {name: float(values.mean()) for name, values in held_out.items()}
+    best = max(BASELINES, key=means.__getitem__)
+    assert means["scorecard"] >= means[best] - 0.01
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #17 item 1 not met against logreg as the flow tunes it (C=0.1): the "
+    "scorecard's mean held-out ROC-AUC is ~0.012 behind (binned numerics lose their linear "
+    "effects); strict, so it turns red the day the scorecard closes the gap",
+)
+def test_held_out_auc_within_001_of_the_tuned_logreg(held_out) -> None:
+    assert held_out["scorecard"].mean() >= held_out["logreg_tuned"].mean() - 0.01
+
+
+def test_woe_prior_rows_shrinks_small_bins_only() -> None:
+    """The m-estimate: a 30-row bin's WoE moves towards 0, a 600-row bin's barely, an empty
+    bin stays 0; with 0 prior rows the raw WoE (optbinning's) comes back."""
+    n_event = np.array([150.0, 20.0, 0.0, 5.0])
+    n_nonevent = np.array([450.0, 10.0, 0.0, 0.0])
+    raw, _ = _woe_iv(n_event, n_nonevent)
+    smooth, iv = _woe_iv(n_event, n_nonevent, 20.0)
+    assert raw[3] == 0 and smooth[3] < 0  # all bad: optbinning says 0, the m-estimate "risky"
+    assert 0 > smooth[1] > raw[1]  # the 30-row risky bin: shrunk, same sign
+    assert abs(smooth[0] - raw[0]) < 0.1 * abs(raw[0])  # the 600-row bin barely moves
+    assert smooth[2] == pytest.approx(0.0) and (iv >= 0).all()
+    rate = 175 / 635
+    expected = np.log(((10 + 20 * (1 - rate)) / (460 + 80 * (1 - rate))) /
+                      ((20 + 20 * rate) / (175 + 80 * rate)))  # fmt: skip
+    assert smooth[1] == pytest.approx(expected)
+    X, y = german_like(n=700, seed=3)
+    raw_fit, smooth_fit = (WoEScorecard(woe_prior_rows=m).fit(X, y) for m in (0, 20))
+    for feature in ("savings", "employment"):  # their Missing bins hold ~30 rows
+        raw_missing = raw_fit.bins_[feature]["woe"][-1]
+        assert abs(smooth_fit.bins_[feature]["woe"][-1]) < abs(raw_missing) or raw_missing == 0
 
 
 def test_points_table_and_score_is_the_sum_of_points(fitted) -> None:

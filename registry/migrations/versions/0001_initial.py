@@ -13,12 +13,19 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from registry.migrations.ddl import (
+    TS,
+    create_audit_table,
+    create_json_snapshots,
+    create_table,
+    foreign_key,
+)
+from registry.migrations.guards import Guard, create_guards, drop_guards
+
 revision: str = "0001_initial"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-TS = sa.DateTime(timezone=True)
 
 # Content columns of model_versions: a DB trigger refuses any UPDATE touching them.
 IMMUTABLE_COLUMNS = (
@@ -44,23 +51,28 @@ IMMUTABLE_COLUMNS = (
     "artifact_size",
     "artifact_format",
 )
-VERSIONS_MSG = "model_versions are immutable: only stage may change"
-ARTIFACTS_MSG = "model_artifacts are immutable"
+#: (trigger, table, event, message): UPDATEs of a version's content or of an artifact refused.
+GUARDS: tuple[Guard, ...] = (
+    (
+        "trg_model_versions_immutable",
+        "model_versions",
+        f"UPDATE OF {', '.join(IMMUTABLE_COLUMNS)}",
+        "model_versions are immutable: only stage may change",
+    ),
+    ("trg_model_artifacts_immutable", "model_artifacts", "UPDATE", "model_artifacts are immutable"),
+)
 
 
 def upgrade() -> None:
     """Create every table, the one-champion partial unique index and immutability triggers."""
-    op.create_table(
+    create_table(
         "registered_models",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_registered_models"),
-        sa.UniqueConstraint("name", name="uq_registered_models_name"),
+        constraints=[sa.UniqueConstraint("name", name="uq_registered_models_name")],
     )
-    op.create_table(
+    create_table(
         "model_versions",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("stage", sa.String(16), nullable=False),
@@ -84,19 +96,16 @@ def upgrade() -> None:
         sa.Column("artifact_size", sa.BigInteger(), nullable=False),
         sa.Column("artifact_format", sa.String(32), nullable=False),
         sa.Column("decision_reason", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_model_versions"),
-        sa.ForeignKeyConstraint(
-            ["model_id"],
-            ["registered_models.id"],
-            name="fk_model_versions_model_id_registered_models",
-        ),
-        sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_id_version"),
-        sa.CheckConstraint(
-            "stage IN ('candidate', 'champion', 'archived')", name="ck_model_versions_stage"
-        ),
-        sa.CheckConstraint("version >= 1", name="ck_model_versions_version_positive"),
+        constraints=[
+            foreign_key("model_versions", "model_id", "registered_models"),
+            sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_id_version"),
+            sa.CheckConstraint(
+                "stage IN ('candidate', 'champion', 'archived')", name="ck_model_versions_stage"
+            ),
+            sa.CheckConstraint("version >= 1", name="ck_model_versions_version_positive"),
+        ],
+        indexes=[("model_id",)],
     )
-    op.create_index("ix_model_versions_model_id", "model_versions", ["model_id"])
     # Exactly one champion per model name, enforced by the database.
     op.create_index(
         "uq_model_versions_one_champion",
@@ -106,17 +115,13 @@ def upgrade() -> None:
         sqlite_where=sa.text("stage = 'champion'"),
         postgresql_where=sa.text("stage = 'champion'"),
     )
-    op.create_table(
+    create_table(
         "model_artifacts",
         sa.Column("version_id", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("version_id", name="pk_model_artifacts"),
-        sa.ForeignKeyConstraint(
-            ["version_id"],
-            ["model_versions.id"],
-            name="fk_model_artifacts_version_id_model_versions",
-            ondelete="CASCADE",
-        ),
+        primary_key=("version_id",),
+        references={"version_id": "model_versions"},
+        on_delete="CASCADE",
     )
     if op.get_bind().dialect.name == "postgresql":
         # Default pglz TOAST compression costs ~0.8 s per 18 MB forest on insert; lz4 is ~5x
@@ -128,29 +133,16 @@ def upgrade() -> None:
             "ALTER TABLE model_artifacts ALTER COLUMN data SET STORAGE EXTERNAL; "
             "END $$"
         )
-    op.create_table(
+    create_audit_table(
         "promotion_events",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("from_version", sa.Integer(), nullable=True),
         sa.Column("to_version", sa.Integer(), nullable=False),
-        sa.Column("actor", sa.String(128), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_promotion_events"),
-        sa.ForeignKeyConstraint(
-            ["model_id"],
-            ["registered_models.id"],
-            name="fk_promotion_events_model_id_registered_models",
-        ),
+        evidence="details",
     )
-    op.create_index("ix_promotion_events_model_id", "promotion_events", ["model_id"])
 
-    op.create_table(
+    create_table(
         "quarantine_rows",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("source", sa.String(256), nullable=False),
         sa.Column("row_number", sa.BigInteger(), nullable=True),
@@ -158,23 +150,11 @@ def upgrade() -> None:
         sa.Column("check", sa.String(256), nullable=False),
         sa.Column("value", sa.Text(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_quarantine_rows"),
+        indexes=[("run_id",)],
     )
-    op.create_index("ix_quarantine_rows_run_id", "quarantine_rows", ["run_id"])
-    op.create_table(
-        "feature_snapshots",
-        sa.Column("customer_id", sa.String(128), nullable=False),
-        sa.Column("as_of", TS, nullable=False),
-        sa.Column("run_id", sa.String(64), nullable=False),
-        sa.Column("model_name", sa.String(128), nullable=True),
-        sa.Column("features", sa.Text(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("customer_id", "as_of", name="pk_feature_snapshots"),
-    )
-    op.create_index("ix_feature_snapshots_as_of", "feature_snapshots", ["as_of"])
-    op.create_table(
+    create_json_snapshots()
+    create_table(
         "scores",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("customer_id", sa.String(128), nullable=False),
         sa.Column("as_of", TS, nullable=True),
@@ -186,13 +166,10 @@ def upgrade() -> None:
         sa.Column("amount", sa.Float(), nullable=True),
         sa.Column("duration_days", sa.Integer(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_scores"),
+        indexes=[("run_id",), ("customer_id", "as_of")],
     )
-    op.create_index("ix_scores_run_id", "scores", ["run_id"])
-    op.create_index("ix_scores_customer_id_as_of", "scores", ["customer_id", "as_of"])
-    op.create_table(
+    create_table(
         "prediction_log",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("request_id", sa.String(64), nullable=False),
         sa.Column("customer_id", sa.String(128), nullable=True),
         sa.Column("model_name", sa.String(128), nullable=True),
@@ -201,27 +178,11 @@ def upgrade() -> None:
         sa.Column("score", sa.Integer(), nullable=True),
         sa.Column("latency_ms", sa.Float(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_prediction_log"),
+        indexes=[("request_id",), ("created_at",)],
     )
-    op.create_index("ix_prediction_log_request_id", "prediction_log", ["request_id"])
-    op.create_index("ix_prediction_log_created_at", "prediction_log", ["created_at"])
 
-    _create_immutability_triggers()
-
-
-def _create_immutability_triggers() -> None:
-    columns = ", ".join(IMMUTABLE_COLUMNS)
     dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        op.execute(
-            f"CREATE TRIGGER trg_model_versions_immutable BEFORE UPDATE OF {columns} "
-            f"ON model_versions BEGIN SELECT RAISE(ABORT, '{VERSIONS_MSG}'); END"
-        )
-        op.execute(
-            "CREATE TRIGGER trg_model_artifacts_immutable BEFORE UPDATE ON model_artifacts "
-            f"BEGIN SELECT RAISE(ABORT, '{ARTIFACTS_MSG}'); END"
-        )
-    elif dialect == "postgresql":
+    if dialect == "postgresql":
         # ERRCODE 23001 (restrict_violation) surfaces as an IntegrityError in the driver.
         op.execute(
             "CREATE OR REPLACE FUNCTION bati_refuse_update() RETURNS trigger "
@@ -229,28 +190,13 @@ def _create_immutability_triggers() -> None:
             "RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; "
             "END $$"
         )
-        op.execute(
-            f"CREATE TRIGGER trg_model_versions_immutable BEFORE UPDATE OF {columns} "
-            "ON model_versions FOR EACH ROW "
-            f"EXECUTE FUNCTION bati_refuse_update('{VERSIONS_MSG}')"
-        )
-        op.execute(
-            "CREATE TRIGGER trg_model_artifacts_immutable BEFORE UPDATE ON model_artifacts "
-            f"FOR EACH ROW EXECUTE FUNCTION bati_refuse_update('{ARTIFACTS_MSG}')"
-        )
+    create_guards(dialect, GUARDS)
 
 
 def downgrade() -> None:
     """Drop everything this revision created."""
     dialect = op.get_bind().dialect.name
-    for trigger, table in (
-        ("trg_model_artifacts_immutable", "model_artifacts"),
-        ("trg_model_versions_immutable", "model_versions"),
-    ):
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
-        elif dialect == "sqlite":
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    drop_guards(dialect, reversed(GUARDS))
     for table in (
         "prediction_log",
         "scores",

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from registry.migrations.guards import create_guards, drop_guards
+from registry.migrations.ddl import create_index, drop_index
+from registry.migrations.guards import create_guards, drop_guards, refuse
 
 revision: str = "0002_append_only"
 down_revision: str | Sequence[str] | None = "0001_initial"
@@ -24,30 +25,10 @@ depends_on: str | Sequence[str] | None = None
 
 #: (trigger, table, event, message): every row-level guard this revision adds.
 GUARDS = (
-    (
-        "trg_model_versions_no_delete",
-        "model_versions",
-        "DELETE",
-        "model_versions are never deleted",
-    ),
-    (
-        "trg_model_artifacts_no_delete",
-        "model_artifacts",
-        "DELETE",
-        "model_artifacts are never deleted",
-    ),
-    (
-        "trg_promotion_events_no_delete",
-        "promotion_events",
-        "DELETE",
-        "promotion_events are append-only",
-    ),
-    (
-        "trg_promotion_events_no_update",
-        "promotion_events",
-        "UPDATE",
-        "promotion_events are append-only",
-    ),
+    refuse("model_versions", "DELETE", "model_versions are never deleted"),
+    refuse("model_artifacts", "DELETE", "model_artifacts are never deleted"),
+    refuse("promotion_events", "DELETE", "promotion_events are append-only"),
+    refuse("promotion_events", "UPDATE", "promotion_events are append-only"),
 )
 #: PostgreSQL: TRUNCATE skips row triggers, so it gets statement-level guards.
 NO_TRUNCATE = ("model_versions", "model_artifacts", "promotion_events")
@@ -56,12 +37,12 @@ NO_TRUNCATE = ("model_versions", "model_artifacts", "promotion_events")
 def upgrade() -> None:
     """Add ``prediction_log.client_request_id`` and the DELETE/TRUNCATE guards."""
     op.add_column("prediction_log", sa.Column("client_request_id", sa.String(128), nullable=True))
-    op.create_index("ix_prediction_log_client_request_id", "prediction_log", ["client_request_id"])
+    create_index("prediction_log", "client_request_id")
     create_guards(op.get_bind().dialect.name, GUARDS, NO_TRUNCATE)
 
 
 def downgrade() -> None:
     """Drop the guards and the column."""
     drop_guards(op.get_bind().dialect.name, GUARDS, NO_TRUNCATE)
-    op.drop_index("ix_prediction_log_client_request_id", table_name="prediction_log")
+    drop_index("prediction_log", "client_request_id")
     op.drop_column("prediction_log", "client_request_id")

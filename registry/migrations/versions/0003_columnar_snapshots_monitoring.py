@@ -23,42 +23,32 @@ import pandas as pd
 import sqlalchemy as sa
 from alembic import op
 
-from registry.migrations.guards import create_guards, drop_guards
+from registry.migrations.ddl import (
+    TS,
+    create_audit_table,
+    create_index,
+    create_json_snapshots,
+    create_table,
+    drop_index,
+)
+from registry.migrations.guards import create_guards, drop_guards, refuse
 
 revision: str = "0003_columnar_monitoring"
 down_revision: str | Sequence[str] | None = "0002_append_only"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TS = sa.DateTime(timezone=True)
 #: (trigger, table, event, message): row-level guards of the append-only tables added here.
 GUARDS = (
-    (
-        "trg_promotion_decisions_no_update",
-        "promotion_decisions",
-        "UPDATE",
-        "promotion_decisions are append-only",
-    ),
-    (
-        "trg_promotion_decisions_no_delete",
-        "promotion_decisions",
-        "DELETE",
-        "promotion_decisions are append-only",
-    ),
-    (
-        "trg_model_references_no_update",
-        "model_references",
-        "UPDATE",
-        "model_references are immutable",
-    ),
-    (
-        "trg_model_references_no_delete",
-        "model_references",
-        "DELETE",
-        "model_references are never deleted",
-    ),
+    refuse("promotion_decisions", "UPDATE", "promotion_decisions are append-only"),
+    refuse("promotion_decisions", "DELETE", "promotion_decisions are append-only"),
+    refuse("model_references", "UPDATE", "model_references are immutable"),
+    refuse("model_references", "DELETE", "model_references are never deleted"),
 )
 NO_TRUNCATE = ("promotion_decisions", "model_references")
+#: A customer is scored once per (run, model name, model version): the unique index's columns.
+SCORE_KEY = ("run_id", "customer_id", "model_name", "model_version")
+MONITORING_INDEX = ("model_name", "kind", "created_at")
 PREDICTION_LOG_COLUMNS = (
     sa.Column("band", sa.String(32), nullable=True),
     sa.Column("decision", sa.String(16), nullable=True),
@@ -72,9 +62,8 @@ PREDICTION_LOG_COLUMNS = (
 def upgrade() -> None:
     """Create the new tables, convert the JSON snapshots, extend scores and the log."""
     dialect = op.get_bind().dialect.name
-    op.create_table(
+    create_table(
         "snapshots",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("as_of", TS, nullable=False),
         sa.Column("feature_version", sa.String(64), nullable=True),
@@ -86,11 +75,9 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("published_at", TS, nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_snapshots"),
+        indexes=[("run_id",), ("as_of", "published_at")],
     )
-    op.create_index("ix_snapshots_run_id", "snapshots", ["run_id"])
-    op.create_index("ix_snapshots_as_of_published_at", "snapshots", ["as_of", "published_at"])
-    op.create_table(
+    create_table(
         "snapshot_parts",
         sa.Column("snapshot_id", sa.Integer(), nullable=False),
         sa.Column("part", sa.Integer(), nullable=False),
@@ -98,19 +85,15 @@ def upgrade() -> None:
         sa.Column("first_customer", sa.String(128), nullable=False),
         sa.Column("last_customer", sa.String(128), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("snapshot_id", "part", name="pk_snapshot_parts"),
-        sa.ForeignKeyConstraint(
-            ["snapshot_id"],
-            ["snapshots.id"],
-            name="fk_snapshot_parts_snapshot_id_snapshots",
-            ondelete="CASCADE",
-        ),
+        primary_key=("snapshot_id", "part"),
+        references={"snapshot_id": "snapshots"},
+        on_delete="CASCADE",
     )
     if dialect == "postgresql":
         # Parquet is compressed already: skip TOAST's pglz attempt on every part.
         op.execute("ALTER TABLE snapshot_parts ALTER COLUMN data SET STORAGE EXTERNAL")
     _convert_json_snapshots()
-    op.drop_index("ix_feature_snapshots_as_of", table_name="feature_snapshots")
+    drop_index("feature_snapshots", "as_of")
     op.drop_table("feature_snapshots")
 
     with op.batch_alter_table("scores") as batch:
@@ -121,43 +104,22 @@ def upgrade() -> None:
         "DELETE FROM scores WHERE id NOT IN (SELECT max(id) FROM scores "
         "GROUP BY run_id, customer_id, model_name, model_version)"
     )
-    op.drop_index("ix_scores_run_id", table_name="scores")
-    op.create_index(
-        "uq_scores_run_id_customer_id_model_name_model_version",
-        "scores",
-        ["run_id", "customer_id", "model_name", "model_version"],
-        unique=True,
-    )
-    op.create_index(
-        "ix_scores_model_name_model_version_as_of",
-        "scores",
-        ["model_name", "model_version", "as_of"],
-    )
+    drop_index("scores", "run_id")
+    create_index("scores", *SCORE_KEY, unique=True)
+    create_index("scores", "model_name", "model_version", "as_of")
 
     with op.batch_alter_table("prediction_log") as batch:
         for column in PREDICTION_LOG_COLUMNS:
             batch.add_column(column.copy())
 
-    op.create_table(
+    create_audit_table(
         "promotion_decisions",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("promoted", sa.Boolean(), nullable=False),
         sa.Column("champion_version", sa.Integer(), nullable=True),
-        sa.Column("actor", sa.String(128), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("checks", sa.JSON(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_promotion_decisions"),
-        sa.ForeignKeyConstraint(
-            ["model_id"],
-            ["registered_models.id"],
-            name="fk_promotion_decisions_model_id_registered_models",
-        ),
+        evidence="checks",
     )
-    op.create_index("ix_promotion_decisions_model_id", "promotion_decisions", ["model_id"])
-    op.create_table(
+    create_table(
         "model_references",
         sa.Column("version_id", sa.Integer(), nullable=False),
         sa.Column("distributions", sa.JSON(), nullable=False),
@@ -165,17 +127,12 @@ def upgrade() -> None:
         sa.Column("holdout_rows", sa.BigInteger(), nullable=True),
         sa.Column("holdout_sha256", sa.String(64), nullable=True),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("version_id", name="pk_model_references"),
-        sa.ForeignKeyConstraint(
-            ["version_id"],
-            ["model_versions.id"],
-            name="fk_model_references_version_id_model_versions",
-            ondelete="CASCADE",
-        ),
+        primary_key=("version_id",),
+        references={"version_id": "model_versions"},
+        on_delete="CASCADE",
     )
-    op.create_table(
+    create_table(
         "monitoring",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("as_of", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("model_name", sa.String(128), nullable=True),
@@ -184,22 +141,9 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(64), nullable=True),
         sa.Column("figures", sa.JSON(), nullable=False),
         sa.Column("breaches", sa.JSON(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_monitoring"),
+        indexes=[MONITORING_INDEX],
     )
-    op.create_index(
-        "ix_monitoring_model_name_kind_created_at",
-        "monitoring",
-        ["model_name", "kind", "created_at"],
-    )
-    _create_guards(dialect)
-
-
-def _create_guards(dialect: str) -> None:
     create_guards(dialect, GUARDS, NO_TRUNCATE)
-
-
-def _drop_guards(dialect: str) -> None:
-    drop_guards(dialect, GUARDS, NO_TRUNCATE)
 
 
 def _convert_json_snapshots() -> None:
@@ -294,35 +238,24 @@ def _read_in(conn: sa.Connection, snapshot_id: int) -> pd.DataFrame:
 
 def downgrade() -> None:
     """Drop what this revision added; snapshots go back to JSON rows."""
-    dialect = op.get_bind().dialect.name
-    _drop_guards(dialect)
-    op.drop_index("ix_monitoring_model_name_kind_created_at", table_name="monitoring")
+    drop_guards(op.get_bind().dialect.name, GUARDS, NO_TRUNCATE)
+    drop_index("monitoring", *MONITORING_INDEX)
     op.drop_table("monitoring")
     op.drop_table("model_references")
-    op.drop_index("ix_promotion_decisions_model_id", table_name="promotion_decisions")
+    drop_index("promotion_decisions", "model_id")
     op.drop_table("promotion_decisions")
     with op.batch_alter_table("prediction_log") as batch:
         for column in reversed(PREDICTION_LOG_COLUMNS):
             batch.drop_column(column.name)
-    op.drop_index("ix_scores_model_name_model_version_as_of", table_name="scores")
-    op.drop_index("uq_scores_run_id_customer_id_model_name_model_version", table_name="scores")
-    op.create_index("ix_scores_run_id", "scores", ["run_id"])
+    drop_index("scores", "model_name", "model_version", "as_of")
+    drop_index("scores", *SCORE_KEY, unique=True)
+    create_index("scores", "run_id")
     with op.batch_alter_table("scores") as batch:
         batch.drop_column("snapshot_id")
         batch.drop_column("approved")
-    op.create_table(
-        "feature_snapshots",
-        sa.Column("customer_id", sa.String(128), nullable=False),
-        sa.Column("as_of", TS, nullable=False),
-        sa.Column("run_id", sa.String(64), nullable=False),
-        sa.Column("model_name", sa.String(128), nullable=True),
-        sa.Column("features", sa.Text(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("customer_id", "as_of", name="pk_feature_snapshots"),
-    )
-    op.create_index("ix_feature_snapshots_as_of", "feature_snapshots", ["as_of"])
+    create_json_snapshots()
     _convert_back()
     op.drop_table("snapshot_parts")
-    op.drop_index("ix_snapshots_as_of_published_at", table_name="snapshots")
-    op.drop_index("ix_snapshots_run_id", table_name="snapshots")
+    drop_index("snapshots", "as_of", "published_at")
+    drop_index("snapshots", "run_id")
     op.drop_table("snapshots")
