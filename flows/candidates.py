@@ -17,6 +17,7 @@ the chosen candidate only, and the EDA report is written while the searches run
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +26,7 @@ import pandas as pd
 
 from credit.csvsafe import write_csv
 from credit.label import split_customers
-from credit.models import load_grids
+from credit.models import load_grids, warm_worker
 from credit.training import (
     CandidateOutcome,
     Split,
@@ -57,7 +58,9 @@ def candidate_grids(config: RetrainConfig) -> dict[str, dict[str, list] | None]:
     return {c: (config.grids or {}).get(c) or grids.get(c) for c in config.candidates}
 
 
-def shared_pool(n_jobs: int | None, dask_address: str | None = None) -> int:
+def shared_pool(
+    n_jobs: int | None, dask_address: str | None = None, preload: Sequence[str] = ()
+) -> int:
     """Start joblib's process-wide pool of ``n_jobs`` workers (default: one per core) before
     the concurrent searches use it, and return its size.
 
@@ -65,14 +68,16 @@ def shared_pool(n_jobs: int | None, dask_address: str | None = None) -> int:
     grid searches queue their fits on the same workers instead of each starting its own. Starting
     it here, from one thread, also avoids joblib's race when several threads create it at once
     (``'MemmappingExecutor' object has no attribute '_temp_folder_manager'``). With a Dask
-    cluster the fits go there and nothing is started.
+    cluster the fits go there and nothing is started. Each worker first imports the fitting
+    code and ``preload`` (:func:`credit.models.warm_worker`), so loky's leak check does not
+    restart it when the first fit imports them.
     """
     n = n_jobs or os.cpu_count() or 1
     install_worker_reaper()  # workers exit when this process dies, even by kill -9
     if n > 1 and not dask_address:
         from joblib import Parallel, delayed
 
-        Parallel(n_jobs=n)(delayed(int)(i) for i in range(n))
+        Parallel(n_jobs=n)(delayed(warm_worker)(tuple(preload)) for _ in range(n))
     return n
 
 
@@ -100,7 +105,8 @@ def train_and_evaluate(
     X_fit, y_fit = stratified_sample(X_train, y_train, config.fit_max_rows, config.seed)
     sampled = len(X_search) < len(X_train)
     sample_key = [len(X_search)] if sampled else []  # unchanged keys when nothing is sampled
-    n_jobs = shared_pool(config.n_jobs, config.dask_address)
+    preload = ("credit.woe_scorecard", "optbinning") if "scorecard" in config.candidates else ()
+    n_jobs = shared_pool(config.n_jobs, config.dask_address, preload)
     searches = [
         train.submit(
             name,

@@ -17,6 +17,8 @@ from prefect.runtime import flow_run
 
 from credit.eda import build_eda_report
 from credit.ingest import IngestReport
+from credit.paths import runs_dir
+from credit.report_links import report_link
 from credit.transactions import CustomerBuckets
 
 
@@ -87,10 +89,12 @@ def eda(
         tx, out_path, rfm=rfm, labels=labels, quarantine=quarantine, features=features, **extra
     )
     get_run_logger().info("EDA report: %s", path)
+    if path.resolve().parent.parent != runs_dir().resolve():
+        return path  # a custom --out-dir: the API does not serve it, the log names the file
     create_link_artifact(
-        path.resolve().as_uri(),
+        report_link(path.parent.name, path.name),
         link_text=f"EDA report ({path.name})",
         key="eda-report",
-        description=f"Self-contained HTML report at {path.resolve()}",
+        description="Self-contained HTML report, served read-only by the API under /reports",
     )
     return path
