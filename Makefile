@@ -61,8 +61,10 @@ serve: install
 nightly: install
 	$(BIN)/python -m flows.nightly $(NIGHTLY_ARGS)
 
+# Two pytest-xdist workers (the machine's two cores), tests handed out as workers free up.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .

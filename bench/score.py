@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         source = f"{args.candidate} fitted on the training table of {args.rows:,} generated rows"
     if args.customers:
         snapshot = tile(snapshot, args.customers)
-    result = measure_scoring(
-        model, snapshot, repeats=args.repeats, with_reasons=args.with_reasons
-    )
+    result = measure_scoring(model, snapshot, repeats=args.repeats, with_reasons=args.with_reasons)
     reasons = "with" if args.with_reasons else "without"
     print(
         f"batch scoring {reasons} reasons ({source}): {result['customers']:,} customers in "

@@ -10,9 +10,10 @@ demo-sized snapshot (330,000 customers stand in for 10,000,000 transactions). Th
 ``python -m flows.score`` in a subprocess (its own Prefect home and temporary server) and
 reports, per backend: the child's peak RSS (``RUSAGE_CHILDREN``), the flow's own seconds for
 snapshot read + scoring + database write (``seconds``, from its summary) and the customers/s
-they make, and the whole process's wall seconds (Prefect start-up and the monitor subflow
-included). PostgreSQL uses a dedicated schema ``bati_bench_score`` of ``BATI_TEST_PG_URL``
-(default the local ``test`` database); it is skipped with a note when unreachable. Targets
+they make, the whole process's wall seconds (Prefect start-up and the monitor subflow
+included) and the monitor subflow's own seconds (``monitor_s``, from the child's log).
+PostgreSQL uses a dedicated schema ``bati_bench_score`` of ``BATI_TEST_PG_URL`` (default
+the local ``test`` database); it is skipped with a note when unreachable. Targets
 (issue 16.2): peak < 1.5 GiB, >= 25,000 customers/s. The last stdout line is a JSON list.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -129,6 +131,31 @@ def _champion(candidate: str, seed: int) -> tuple[Any, ...]:
     return model, X_fit, y_fit, X_test, y_test, snapshot
 
 
+_LOG_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) \|")
+
+
+def monitor_seconds(log: str) -> float | None:
+    """The monitor subflow's own seconds, from the child's Prefect log: its "Beginning
+    subflow run" line to its "Finished in state" line (``None`` when not found)."""
+
+    def at(line: str) -> float | None:
+        m = _LOG_TIME.match(line)
+        return None if m is None else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+
+    start = name = None
+    for line in log.splitlines():
+        if name is None:
+            found = re.search(r"Beginning subflow run '([^']+)' for flow 'monitor'", line)
+            if found:
+                start, name = at(line), found[1]
+        elif f"Flow run '{name}' - Finished in state" in line:
+            end = at(line)
+            if start is None or end is None:
+                return None
+            return round((end - start) % 86_400, 2)
+    return None
+
+
 def run_flow(db_url: str, *, monitor: bool = True, script: str | None = None) -> dict[str, Any]:
     """``python -m flows.score`` in a subprocess: its summary, peak RSS and wall seconds."""
     home = tempfile.mkdtemp(prefix="bench-score-prefect-")
@@ -166,6 +193,7 @@ def run_flow(db_url: str, *, monitor: bool = True, script: str | None = None) ->
         "process_wall_s": round(wall, 2),
         "peak_rss_mib": None if peak is None else round(peak / 1024, 1),
         "monitor": monitor,
+        "monitor_s": monitor_seconds(done.stderr + done.stdout) if monitor else None,
         "monitor_ok": bool(summary.get("monitor")) and "error" not in (summary["monitor"] or {}),
     }
 
@@ -189,7 +217,7 @@ def bench_backend(backend: str, db_url: str, args: argparse.Namespace) -> dict[s
         f"score flow on {backend}: {row['customers']:,} customers, read+score+write "
         f"{row['seconds']:.1f} s = {row['customers_per_s']:,}/s (target >= {TARGET_PER_S:,}), "
         f"process {row['process_wall_s']:.1f} s, peak RSS {peak} MiB (target < "
-        f"{TARGET_PEAK_MIB}), load {row['load_avg']}",
+        f"{TARGET_PEAK_MIB}), monitor subflow {row['monitor_s']} s, load {row['load_avg']}",
         flush=True,
     )
     return row

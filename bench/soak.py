@@ -540,7 +540,9 @@ def summarise(
         }
         if promote["status"] != 200:
             violations.append(f"promotion answered {promote['status']}")
-        if any(t < begin for t in new_times):
+        # A request sent just before the promotion may be answered by the new version once the
+        # promotion has begun: what may not happen is a new answer that *ended* before it began.
+        if any(r.t1 < promote["t0"] for r in ok if r.version == plan.new):
             violations.append("the new version answered before it was promoted")
         if switched is None:
             violations.append("the workers never all served the new version")

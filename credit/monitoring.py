@@ -17,7 +17,7 @@ of a calibrated band stays at the nominal level however few customers it holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -145,6 +145,36 @@ def feature_stability(
         for name, ref in references.items()
         if name in frame.columns
     }
+
+
+def feature_stability_parts(
+    references: Mapping[str, BinnedReference], parts: Iterable[pd.DataFrame]
+) -> dict[str, float]:
+    """:func:`feature_stability` of the concatenation of ``parts`` (a snapshot read one Parquet
+    part at a time), without concatenating: bin counts add up part by part, so the PSI is the
+    same to the last bit. An input a part lacks counts as missing there (as a concatenation
+    fills it); inputs no part holds are left out, and so is everything when no part has rows."""
+    counts: dict[str, np.ndarray] = {}
+    seen: dict[str, int] = {}
+    total = 0
+    for part in parts:
+        total += len(part)
+        for name, ref in references.items():
+            if name in part.columns:
+                found = bin_counts(ref, part[name])
+                counts[name] = found if name not in counts else counts[name] + found
+                seen[name] = seen.get(name, 0) + len(part)
+    if total == 0:
+        return {}
+    out = {}
+    for name, ref in references.items():
+        if name not in counts:
+            continue
+        binned = counts[name].copy()
+        binned[-1] += total - seen[name]  # rows of parts without the input: missing
+        shares = binned / binned.sum() if binned.sum() else np.zeros(len(binned))
+        out[name] = round(psi(np.asarray(ref.proportions), shares), 6)
+    return out
 
 
 @dataclass(frozen=True)
@@ -441,16 +471,22 @@ def choose_reference(distributions: Mapping[str, Any]) -> tuple[str, dict[str, A
 def population_stability(
     distributions: Mapping[str, Any],
     scored: pd.DataFrame,
-    inputs: pd.DataFrame | None,
+    inputs: pd.DataFrame | Iterable[pd.DataFrame] | None,
     thresholds: Thresholds | None = None,
 ) -> StabilityReport:
     """PSI of the score, band mix and every input of ``scored``/``inputs`` against the stored
-    reference (:func:`choose_reference`); breaches past ``thresholds``."""
+    reference (:func:`choose_reference`); breaches past ``thresholds``. ``inputs`` may come in
+    parts (:func:`feature_stability_parts`)."""
     thresholds = thresholds or Thresholds()
     name, ref = choose_reference(distributions)
     score_ref, band_ref = stored_reference(ref.get("score")), stored_reference(ref.get("band"))
     input_refs = {k: BinnedReference.from_dict(v) for k, v in (ref.get("inputs") or {}).items()}
-    feature_psi = {} if inputs is None else feature_stability(input_refs, inputs)
+    if inputs is None:
+        feature_psi: dict[str, float] = {}
+    elif isinstance(inputs, pd.DataFrame):
+        feature_psi = feature_stability(input_refs, inputs)
+    else:
+        feature_psi = feature_stability_parts(input_refs, inputs)
     report = StabilityReport(
         reference=name,
         score_psi=None if score_ref is None else round(stability(score_ref, scored["score"]), 6),

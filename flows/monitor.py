@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,45 +70,46 @@ def reports_url(run_id: str, file: str) -> str:
 
 # -- stability ---------------------------------------------------------------------------------
 def _latest_score_run(reg: Registry, model_name: str, run_id: str | None) -> dict[str, Any]:
-    from registry import score_runs
+    from registry.ops import latest_score_run
 
-    runs = score_runs(reg, model_name)
-    if run_id is not None:
-        runs = runs[runs["run_id"] == run_id]
-    if runs.empty:
+    run = latest_score_run(reg, model_name, run_id)
+    if run is None:
         raise LookupError(f"no score run of {model_name!r}: run the score flow first")
-    return runs.iloc[-1].to_dict()
+    return run
 
 
 def _scored_population(reg: Registry, run: dict[str, Any], model_name: str) -> pd.DataFrame:
-    from registry import read_scores
+    """The run's probability, score, band and approval, read as columns (no customer ids)."""
+    from registry.ops import read_score_columns
 
-    scores = read_scores(reg, run_id=run["run_id"], model_name=model_name)
-    scores = scores[scores["model_version"] == run["model_version"]]
+    scores = read_score_columns(
+        reg,
+        ["probability", "score", "band", "approved"],
+        run_id=run["run_id"],
+        model_name=model_name,
+        model_version=run["model_version"],
+    )
     return pd.DataFrame(
         {
             "probability": scores["probability"].astype("float64").to_numpy(),
             "score": pd.to_numeric(scores["score"]).astype("float64").to_numpy(),
             "band": scores["band"].astype("string").to_numpy(),
             "approved": scores["approved"].astype("float64").to_numpy(),
-        },
-        index=pd.Index(scores["customer_id"].astype(str), name="CustomerId"),
+        }
     )
 
 
-def _inputs(reg: Registry, run: dict[str, Any], names: list[str]) -> pd.DataFrame | None:
-    """The model inputs of the snapshot the run scored (else the served one)."""
-    from registry import read_snapshot
+def _inputs(reg: Registry, run: dict[str, Any], names: list[str]) -> Iterator[pd.DataFrame]:
+    """The model inputs of the snapshot the run scored (else the served one), one Parquet part
+    at a time and only those columns (the whole snapshot is never in memory)."""
+    from registry.snapshots import iter_snapshot_parts
 
     snapshot_id = run.get("snapshot_id")
     snapshot_id = None if snapshot_id is None or pd.isna(snapshot_id) else int(snapshot_id)
     try:
-        frame = read_snapshot(reg, snapshot_id)
+        return iter_snapshot_parts(reg, snapshot_id, columns=names)
     except LookupError:
-        frame = read_snapshot(reg)
-    if frame.empty:
-        return None
-    return frame.reindex(columns=[n for n in names if n in frame.columns])
+        return iter_snapshot_parts(reg, columns=names)
 
 
 def _quarantine_share(reg: Registry, model_name: str) -> dict[str, Any]:
@@ -130,9 +132,9 @@ def _serving(reg: Registry, hours: float) -> dict[str, Any]:
     """Volume and latency of the prediction log over the last ``hours``."""
     from registry import read_prediction_log
 
-    log = read_prediction_log(reg, limit=200_000)
+    since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=hours)
+    log = read_prediction_log(reg, limit=200_000, since=since)  # the window only, not 200,000
     if not log.empty:
-        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=hours)
         created = pd.to_datetime(log["created_at"], utc=True)
         log = log[created >= since]
     latency = pd.to_numeric(log.get("latency_ms"), errors="coerce").dropna() if len(log) else None
@@ -249,23 +251,28 @@ def _outcomes(config: MonitorConfig) -> pd.DataFrame | None:
 @task(name="decay", cache_policy=NO_CACHE)
 def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
     """A decay record for every matured score run not judged yet (oldest first)."""
-    from registry import read_monitoring, read_references, read_scores, score_runs
+    from registry import read_monitoring, read_references, score_runs
+    from registry.ops import read_score_columns, score_run_ids
 
     reg = registry_for(config.db_url)
     logger = get_run_logger()
-    runs = score_runs(reg, config.model_name)
-    runs = runs[runs["as_of"].notna()]
     done = {
         r["figures"].get("score_run_id")
         for r in read_monitoring(reg, config.model_name, kind="decay", limit=None)
     }
-    runs = runs[~runs["run_id"].isin(done)]
-    if runs.empty:
+    # Run ids from the index first: the stored scores are grouped only for runs not judged
+    # yet, and only when there is something to judge them with.
+    pending = [r for r in score_run_ids(reg) if r not in done]
+    if not pending:
         return []
     outcomes = _outcomes(config)
     tx = None if outcomes is not None else _transactions(reg, config)
     if outcomes is None and tx is None:
         logger.info("decay: no transactions or outcomes to judge past scores with")
+        return []
+    runs = score_runs(reg, config.model_name, run_ids=pending)
+    runs = runs[runs["as_of"].notna()]
+    if runs.empty:
         return []
     newest = (
         pd.to_datetime(outcomes.iloc[:, 1], utc=True, format="mixed").max()
@@ -285,8 +292,13 @@ def decay_checks(config: MonitorConfig, run_id: str) -> list[dict[str, Any]]:
         )
         if as_of + pd.Timedelta(days=days) > newest:
             continue
-        scores = read_scores(reg, run_id=run["run_id"], model_name=config.model_name)
-        scores = scores[scores["model_version"] == version].set_index("customer_id")
+        scores = read_score_columns(
+            reg,
+            ["customer_id", "probability", "band"],
+            run_id=run["run_id"],
+            model_name=config.model_name,
+            model_version=version,
+        ).set_index("customer_id")
         if outcomes is not None:
             realized = realized_outcomes(outcomes, scores.index, as_of, days)
             source = "outcomes"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -337,6 +338,55 @@ def read_snapshot(
         published_at=None if info.published_at is None else pd.Timestamp(info.published_at),
     )
     return frame
+
+
+def _part_frame(blob: bytes, columns: list[str]) -> pd.DataFrame:
+    """One Parquet part as a frame of those of ``columns`` it holds (index = customer id)."""
+    held = set(pq.ParquetFile(pa.BufferReader(blob)).schema_arrow.names)
+    table = parquet_table(blob, [c for c in columns if c in held])
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def iter_snapshot_parts(
+    target: Registry | Engine, snapshot_id: int | None = None, *, columns: list[str]
+) -> Iterator[pd.DataFrame]:
+    """The Parquet parts of one snapshot (the served one when ``snapshot_id`` is ``None``), one
+    frame of at most :data:`PART_ROWS` customers at a time, holding those of ``columns`` the
+    part has: what a reader that aggregates needs, without the whole snapshot in memory.
+    :class:`SnapshotNotFound` (at the call) when ``snapshot_id`` does not exist; nothing when
+    no snapshot is served."""
+    engine = engine_of(target)
+    with engine.connect() as conn:
+        stmt = _served_query() if snapshot_id is None else select(_S).where(_S.c.id == snapshot_id)
+        row = conn.execute(stmt).one_or_none()
+        if row is None and snapshot_id is not None:
+            raise SnapshotNotFound(f"no feature snapshot {snapshot_id}")
+        parts = (
+            []
+            if row is None
+            else list(
+                conn.scalars(
+                    select(_P.c.part).where(_P.c.snapshot_id == row.id).order_by(_P.c.part)
+                )
+            )
+        )
+    return _iter_parts(engine, None if row is None else int(row.id), parts, list(columns))
+
+
+def _iter_parts(
+    engine: Engine, snapshot_id: int | None, parts: list[int], columns: list[str]
+) -> Iterator[pd.DataFrame]:
+    for part in parts:
+        with engine.connect() as conn:  # one short read per part, no connection held between
+            blob = fetch_blob(
+                conn,
+                "SELECT data FROM snapshot_parts WHERE snapshot_id = :s AND part = :p",
+                {"s": snapshot_id, "p": part},
+            )
+        if blob is None:
+            raise SnapshotNotFound(f"part {part} of feature snapshot {snapshot_id} is missing")
+        yield _part_frame(blob, columns)
+        del blob
 
 
 def prune_snapshots(

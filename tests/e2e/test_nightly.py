@@ -96,4 +96,6 @@ def test_replay_nights_train_once_per_new_data_and_score_once_per_retrain(
     retrains = [r for r in _flow_runs("retrain", since) if r.state and r.state.is_completed()]
     scores = _flow_runs("score", since)
     assert len(retrains) == len(scores) == 4
-    assert {str(r.id) for r in scores} == {s["score"]["flow_run_id"] for s in summaries if s["score"]}
+    assert {str(r.id) for r in scores} == {
+        s["score"]["flow_run_id"] for s in summaries if s["score"]
+    }
