@@ -234,6 +234,25 @@ def calibrate_if_better(
         )
 
 
+def _calibration_info(
+    preds: dict[str, np.ndarray], best: str, methods, y, threshold_method: str, start: float
+) -> dict[str, Any]:
+    """The calibration decision as recorded: Brier per method on ``y``, the chosen method and
+    the decision threshold on its predictions."""
+    briers = {m: float(brier_score_loss(y, v)) for m, v in preds.items()}
+    return {
+        "method": best,
+        "calibrated": best != "none",
+        "brier_uncalibrated": briers["none"],
+        **{f"brier_{m}": briers[m] for m in methods},
+        "brier_validation": briers[best],
+        "threshold": choose_threshold(y, preds[best], method=threshold_method),
+        "threshold_method": threshold_method,
+        "validation_rows": len(y),
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def _calibrate_if_better(
     model, X_train, y_train, *, seed, methods, cv, threshold_method, n_jobs
 ) -> tuple[Any, dict[str, Any]]:
@@ -261,18 +280,7 @@ def _calibrate_if_better(
             ensemble=False,
             n_jobs=n_jobs,
         ).fit(X_train, y_train)
-    info = {
-        "method": best,
-        "calibrated": best != "none",
-        "brier_uncalibrated": briers["none"],
-        **{f"brier_{m}": briers[m] for m in methods},
-        "brier_validation": briers[best],
-        "threshold": choose_threshold(y_val, preds[best], method=threshold_method),
-        "threshold_method": threshold_method,
-        "validation_rows": len(y_val),
-        "seconds": time.perf_counter() - start,
-    }
-    return final, info
+    return final, _calibration_info(preds, best, methods, y_val, threshold_method, start)
 
 
 def calibrated_from_predictions(
@@ -353,18 +361,7 @@ def _decide(
         if best == "none"
         else calibrated_from_predictions(model, response, y, best, cv=cv, seed=seed)
     )
-    info = {
-        "method": best,
-        "calibrated": best != "none",
-        "brier_uncalibrated": briers["none"],
-        **{f"brier_{m}": briers[m] for m in methods},
-        "brier_validation": briers[best],
-        "threshold": choose_threshold(y, preds[best], method=threshold_method),
-        "threshold_method": threshold_method,
-        "validation_rows": len(y),
-        "seconds": time.perf_counter() - start,
-    }
-    return final, info
+    return final, _calibration_info(preds, best, methods, y, threshold_method, start)
 
 
 def calibrate_from_oof(
