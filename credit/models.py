@@ -276,9 +276,15 @@ def search_candidate(
     # The preprocessing is fitted once per fold and prep setting, not once per grid point:
     # grid points that only change the classifier reuse it (Pipeline's transformer cache,
     # on disk, so the worker processes share it).
-    cache = tempfile.mkdtemp(prefix="bati-prep-") if "prep" in pipeline.named_steps else None
+    # The scorecard (no prep step) caches its binning the same way: grid points that change
+    # no binning setting (C, coding, min_iv) bin each fold once.
+    cached = "prep" if "prep" in pipeline.named_steps else None
+    if cached is None and "memory" in pipeline.named_steps["clf"].get_params():
+        cached = "clf__"
+    cache = tempfile.mkdtemp(prefix="bati-prep-") if cached else None
     if cache:
-        pipeline.set_params(memory=joblib.Memory(cache, verbose=0))
+        key = "memory" if cached == "prep" else "clf__memory"
+        pipeline.set_params(**{key: joblib.Memory(cache, verbose=0)})
     search = GridSearchCV(
         pipeline,
         param_grid={k: list(v) for k, v in grid.items()},
@@ -302,6 +308,8 @@ def search_candidate(
     seconds = time.perf_counter() - start
     best = search.best_estimator_
     best.set_params(memory=None)  # the model travels without the (deleted) cache
+    if cached == "clf__":
+        best.set_params(clf__memory=None)
     return SearchResult(
         name=name,
         best_estimator=best,

@@ -10,12 +10,18 @@
 2. **Selection by IV**: features whose information value is under ``min_iv`` (0.01) are dropped (the
    best one is kept when none passes), then, strongest first, those whose WoE correlates above
    ``max_corr`` with a stronger kept feature.
-3. **Logistic regression** on the WoE values of the selected features; a feature given a
-   coefficient of the wrong sign (safer bins scoring as riskier, a collinearity artefact) is
-   dropped and the regression refitted until none is left, so points always rise with the WoE.
+3. **Logistic regression**, coded as ``coding`` says. ``"woe"`` (the classic scorecard): one
+   coefficient per feature on its bins' WoE; a feature given a coefficient of the wrong sign
+   (safer bins scoring as riskier, a collinearity artefact) is dropped and the regression
+   refitted until none is left, so points always rise with the WoE. ``"dummy"`` (the other
+   textbook coding): one coefficient per bin, an indicator per bin seen in fitting, shrunk
+   towards 0 by the L2 penalty ``C``; the regression weighs correlated features jointly
+   instead of through their marginal WoE (``max_corr`` and the sign rule do not apply). The
+   flow's grid search (credit/grids.toml) chooses the coding by CV ROC-AUC.
 4. **Points**: with the policy's points-to-double-odds scaling (:class:`credit.scorecard.Scorecard`,
-   ``score = offset + factor * ln(good:bad odds)``) and ``n`` selected features, the points of bin
-   ``i`` of feature ``j`` are ``offset / n - factor * (intercept / n + coef_j * woe_ij)``, so the
+   ``score = offset + factor * ln(good:bad odds)``) and ``n`` selected features, bin ``i`` of
+   feature ``j`` adds the log-odds term ``t_ij`` (``coef_j * woe_ij``, or the bin's own
+   coefficient) and scores ``offset / n - factor * (intercept / n + t_ij)`` points, so the
    points of a customer's bins add up to the (unrounded, unclipped) policy score of the PD the
    model predicts.
 
@@ -47,7 +53,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Tags
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_memory
 
 from credit.preprocess import nan_tolerant_tags, to_str_object, validate_frame
 from credit.reasons import humanise
@@ -89,6 +95,53 @@ def _woe_iv(
     return woe, (dist_nonevent - dist_event) * woe
 
 
+CODINGS = ("woe", "dummy")
+
+
+def _fit_binning(
+    data: pd.DataFrame, event: np.ndarray, kinds: dict[str, str], **params: Any
+) -> dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+    """optbinning's BinningProcess over ``data`` (columns of kind ``numeric`` with
+    ``params["monotonic_trend"]``): per column its spec (kind, splits or groups) and the event
+    and non-event counts of its bins, then Special, then Missing. A column without values is
+    all Missing. A pure function of its arguments, so a joblib Memory can cache it."""
+    from optbinning import BinningProcess  # heavy import (cvxpy, ortools): fit time only
+
+    trend = params.pop("monotonic_trend")
+    numeric = [c for c, kind in kinds.items() if kind == "numeric"]
+    binnable = [c for c in data.columns if data[c].notna().any()]
+    process = BinningProcess(
+        binnable,
+        categorical_variables=[c for c in binnable if c not in set(numeric)],
+        binning_fit_params={
+            c: {} if trend is None else {"monotonic_trend": trend} for c in numeric
+        },
+        **params,
+    )
+    if binnable:
+        process.fit(data[binnable], event)
+    out = {}
+    for c in data.columns:
+        spec: dict[str, Any] = {"kind": kinds[c]}
+        if c not in binnable:
+            spec.update({"splits": []} if spec["kind"] == "numeric" else {"groups": []})
+            n_regular = 1 if spec["kind"] == "numeric" else 0
+            n_event = np.array([0.0] * (n_regular + 1) + [float(event.sum())])
+            n_nonevent = np.array([0.0] * (n_regular + 1) + [float(event.size - event.sum())])
+            out[c] = (spec, n_event, n_nonevent)
+            continue
+        optb = process.get_binned_variable(c)
+        table = optb.binning_table
+        n_event = np.asarray(table.n_event, dtype=np.float64)
+        if spec["kind"] == "numeric":
+            spec["splits"] = [float(v) for v in optb.splits]
+        else:
+            built = table.build()["Bin"].tolist()
+            spec["groups"] = [[str(v) for v in group] for group in built[: len(n_event) - 2]]
+        out[c] = (spec, n_event, np.asarray(table.n_nonevent, dtype=np.float64))
+    return out
+
+
 def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
@@ -101,8 +154,8 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
     numeric, categorical: the model columns and how to bin them; when neither is given, every
         column is used, number columns as numeric and the others as categorical.
     min_iv: features with a lower information value are not used.
-    max_corr: a feature whose WoE correlates above this (absolute) with a feature of higher IV
-        is not used (None keeps all).
+    max_corr: (``coding="woe"``) a feature whose WoE correlates above this (absolute) with a
+        feature of higher IV is not used (None keeps all).
     monotonic_trend: optbinning's trend for numeric features ("auto_asc_desc", "ascending",
         "descending", "auto", "peak", "valley", ... or None for none).
     max_n_prebins, min_prebin_size, min_bin_size, max_n_bins: optbinning's binning limits.
@@ -110,13 +163,19 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
     woe_prior_rows: each bin's WoE is estimated as if it held this many more rows at the overall
         event rate (an m-estimate): a small bin's (Missing, a rare level) noisy WoE shrinks
         towards 0, a large bin's barely moves; 0 gives optbinning's raw WoE.
-    C, class_weight, max_iter: the LogisticRegression on the WoE values.
+    coding: ``"woe"`` (one coefficient per feature on its WoE) or ``"dummy"`` (one per bin).
+    C, class_weight, max_iter: the LogisticRegression on the WoE values or bin indicators.
     scorecard: points-to-double-odds scaling as ``Scorecard.to_dict()``; None reads the policy
         (credit/policy.toml).
+    memory: a joblib ``Memory`` (or its folder) caching the binning, so that fits of the same
+        rows with the same binning settings (grid points changing ``C``, ``coding``, ``min_iv``)
+        bin once; None bins at every fit.
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_`` for a DataFrame),
     ``bins_`` (feature -> bins, counts, WoE, IV), ``iv_`` (feature -> IV), ``selected_``,
-    ``coef_``, ``intercept_``, ``n_iter_``, ``points_`` (selected feature -> points per bin), ``scorecard_``.
+    ``coef_`` (per selected feature, or per seen bin of each in turn with dummy coding),
+    ``intercept_``, ``n_iter_``, ``terms_`` (selected feature -> log-odds term per bin),
+    ``points_`` (selected feature -> points per bin), ``scorecard_``.
     """
 
     def __init__(
@@ -133,10 +192,12 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         max_n_bins: int | None = None,
         special_codes: Sequence[Any] | None = None,
         woe_prior_rows: float = 20.0,
+        coding: str = "woe",
         C: float = 1.0,
         class_weight: dict | str | None = None,
         max_iter: int = 1000,
         scorecard: dict[str, Any] | None = None,
+        memory: Any = None,
     ) -> None:
         self.numeric = numeric
         self.categorical = categorical
@@ -149,10 +210,12 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         self.max_n_bins = max_n_bins
         self.special_codes = special_codes
         self.woe_prior_rows = woe_prior_rows
+        self.coding = coding
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.scorecard = scorecard
+        self.memory = memory
 
     def __sklearn_tags__(self) -> Tags:
         return binary_classifier_tags(nan_tolerant_tags(super().__sklearn_tags__(), string=True))
@@ -161,45 +224,58 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: pd.Series | np.ndarray) -> WoEScorecard:
         """Bin, select by IV, fit the logistic regression and scale its terms to points."""
-        from optbinning import BinningProcess  # heavy import (cvxpy, ortools): fit time only
-
+        if self.coding not in CODINGS:
+            raise ValueError(f"coding must be one of {CODINGS}, got {self.coding!r}")
         frame = validate_frame(self, X, reset=True)
         event, self.classes_ = binary_target(y, len(frame), type(self).__name__)
         self.scorecard_ = (
             Scorecard.from_toml() if self.scorecard is None else Scorecard.from_dict(self.scorecard)
         ).to_dict()
         data = self._prepare(frame, fitting=True)
-        numeric = [c for c, kind in self.kinds_.items() if kind == "numeric"]
-        trend = {} if self.monotonic_trend is None else {"monotonic_trend": self.monotonic_trend}
-        # optbinning cannot bin a column without values: it is all Missing (WoE 0, IV 0)
-        binnable = [c for c in data.columns if data[c].notna().any()]
-        process = BinningProcess(
-            binnable,
-            categorical_variables=[c for c in binnable if c not in set(numeric)],
+        binning = _fit_binning
+        if self.memory is not None:  # grid points that change no binning setting reuse it
+            binning = check_memory(self.memory).cache(_fit_binning)
+        fitted = binning(
+            data,
+            event,
+            self.kinds_,
             special_codes=list(self.special_codes) if self.special_codes else None,
+            monotonic_trend=self.monotonic_trend,
             max_n_prebins=self.max_n_prebins,
             min_prebin_size=self.min_prebin_size,
             min_bin_size=self.min_bin_size,
             max_n_bins=self.max_n_bins,
-            binning_fit_params={c: dict(trend) for c in numeric},
-        ).fit(data[binnable], event)
+        )
         self.bins_ = {
-            c: self._bins_of(process.get_binned_variable(c), c)
-            if c in binnable
-            else self._all_missing(c, event)
-            for c in data.columns
+            c: self._finish(dict(spec), n_event, n_nonevent, self.woe_prior_rows)
+            for c, (spec, n_event, n_nonevent) in fitted.items()
         }
         self.iv_ = {c: float(np.sum(spec["iv"])) for c, spec in self.bins_.items()}
         ranked = sorted(self.iv_, key=lambda c: (-self.iv_[c], list(data.columns).index(c)))
         self.selected_ = [c for c in ranked if self.iv_[c] >= self.min_iv] or ranked[:1]
-        self.selected_ = self._decorrelate(data)
+        if self.coding == "woe":
+            self.selected_ = self._decorrelate(data)
+            terms = self._fit_woe(data, event)
+        else:
+            terms = self._fit_dummy(data, event)
+        card = Scorecard.from_dict(self.scorecard_)
+        n = len(self.selected_)
+        self.terms_ = {c: np.asarray(t, dtype=np.float64).tolist() for c, t in terms.items()}
+        self.points_ = {
+            c: (card.offset / n - card.factor * (self.intercept_ / n + np.asarray(t))).tolist()
+            for c, t in self.terms_.items()
+        }
+        return self
+
+    def _fit_woe(self, data: pd.DataFrame, event: np.ndarray) -> dict[str, np.ndarray]:
+        """``coding="woe"``: one coefficient per feature on its WoE; a feature given a
+        coefficient of the wrong sign (safer bins scoring as riskier, a collinearity artefact)
+        is dropped and the regression refitted. Returns each feature's log-odds term per bin."""
         while True:
             woe = self._woe_matrix(data)
             logreg = LogisticRegression(
                 C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
             ).fit(woe, event)
-            # WoE is ln(%good / %bad): a positive log-odds-of-bad coefficient means "safer bins
-            # are riskier", a collinearity artefact; drop such features and refit.
             coef = logreg.coef_.ravel()
             keep = [c for c, b in zip(self.selected_, coef, strict=True) if b <= 0]
             if len(keep) == len(self.selected_) or len(self.selected_) == 1:
@@ -208,16 +284,32 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         self.coef_ = logreg.coef_.ravel().astype(np.float64)
         self.intercept_ = float(logreg.intercept_[0])
         self.n_iter_ = logreg.n_iter_
-        card = Scorecard.from_dict(self.scorecard_)
-        n = len(self.selected_)
-        self.points_ = {
-            c: (
-                card.offset / n
-                - card.factor * (self.intercept_ / n + b * np.asarray(self.bins_[c]["woe"]))
-            ).tolist()
+        return {
+            c: b * np.asarray(self.bins_[c]["woe"])
             for c, b in zip(self.selected_, self.coef_, strict=True)
         }
-        return self
+
+    def _fit_dummy(self, data: pd.DataFrame, event: np.ndarray) -> dict[str, np.ndarray]:
+        """``coding="dummy"``: one coefficient per bin (an indicator per bin seen in fitting,
+        shrunk towards 0 by the L2 penalty ``C``). Returns each feature's log-odds term per bin
+        (0 for a bin never seen, as for an unseen level)."""
+        index = self._bin_matrix(data)
+        blocks, owners = [], []
+        for j, c in enumerate(self.selected_):
+            seen = np.flatnonzero(np.asarray(self.bins_[c]["count"]) > 0)
+            blocks.append((index[:, j][:, None] == seen[None, :]).astype(np.float64))
+            owners += [(c, int(b)) for b in seen]
+        design = np.hstack(blocks) if blocks else np.zeros((len(data), 0))
+        logreg = LogisticRegression(
+            C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
+        ).fit(design, event)
+        self.coef_ = logreg.coef_.ravel().astype(np.float64)
+        self.intercept_ = float(logreg.intercept_[0])
+        self.n_iter_ = logreg.n_iter_
+        terms = {c: np.zeros(len(self.bins_[c]["woe"])) for c in self.selected_}
+        for (c, b), w in zip(owners, self.coef_, strict=True):
+            terms[c][b] = w
+        return terms
 
     def _decorrelate(self, data: pd.DataFrame) -> list[str]:
         """Selected features (by decreasing IV) without those whose WoE correlates above
@@ -264,27 +356,6 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             else:
                 out[c] = to_str_object(frame[c].to_numpy(dtype=object))
         return pd.DataFrame(out, index=frame.index)
-
-    def _bins_of(self, optb: Any, name: str) -> dict[str, Any]:
-        table = optb.binning_table
-        n_event = np.asarray(table.n_event, dtype=np.float64)
-        n_nonevent = np.asarray(table.n_nonevent, dtype=np.float64)
-        spec: dict[str, Any] = {"kind": self.kinds_[name]}
-        if spec["kind"] == "numeric":
-            spec["splits"] = [float(s) for s in optb.splits]
-        else:
-            built = table.build()["Bin"].tolist()
-            n_bins = len(n_event) - 2  # bins, then Special and Missing
-            spec["groups"] = [[str(v) for v in group] for group in built[:n_bins]]
-        return self._finish(spec, n_event, n_nonevent, self.woe_prior_rows)
-
-    def _all_missing(self, name: str, event: np.ndarray) -> dict[str, Any]:
-        spec: dict[str, Any] = {"kind": self.kinds_[name]}
-        spec.update({"splits": []} if spec["kind"] == "numeric" else {"groups": []})
-        n_regular = 1 if spec["kind"] == "numeric" else 0
-        n_event = np.array([0.0] * (n_regular + 1) + [event.sum()])
-        n_nonevent = np.array([0.0] * (n_regular + 1) + [event.size - event.sum()])
-        return self._finish(spec, n_event, n_nonevent, self.woe_prior_rows)
 
     @staticmethod
     def _finish(
@@ -353,8 +424,14 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Log-odds of the second class (high risk)."""
-        woe = self._woe_matrix(self._data(X))
-        return self.intercept_ + woe @ self.coef_
+        return self._decision(self._bin_matrix(self._data(X)))
+
+    def _decision(self, index: np.ndarray) -> np.ndarray:
+        """Log-odds from the ``(n, selected)`` bin matrix: intercept plus each bin's term."""
+        out = np.full(len(index), self.intercept_, dtype=np.float64)
+        for j, c in enumerate(self.selected_):
+            out += np.asarray([*self.terms_[c], 0.0])[index[:, j]]  # last: an unseen level
+        return out
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """``(n, 2)`` probabilities; column 1 is the PD."""
@@ -438,13 +515,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         """``predict_proba(X)[:, 1]`` and ``reason_codes(X, top=top)`` from one binning."""
         data = self._data(X)
         index = self._bin_matrix(data)
-        woe = np.column_stack(
-            [
-                np.asarray([*self.bins_[c]["woe"], 0.0])[index[:, j]]
-                for j, c in enumerate(self.selected_)
-            ]
-        )
-        return expit(self.intercept_ + woe @ self.coef_), self._reasons(data, index, top)
+        return expit(self._decision(index)), self._reasons(data, index, top)
 
     def _bin_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """``(n, selected features)`` bin of every row (:meth:`_bin_index`)."""
