@@ -371,12 +371,16 @@ def _onehot_block(pipe: Pipeline, X: pd.DataFrame, columns: list[str]) -> np.nda
     infrequent = getattr(encoder, "infrequent_categories_", [None] * len(columns))
     blocks = []
     for col, levels, rare in zip(columns, encoder.categories_, infrequent, strict=True):
-        text = to_str_object(X[[col]])[col].fillna(fill)
         rare_set = set() if rare is None else set(rare.tolist())
         frequent = [c for c in levels.tolist() if c not in rare_set]
         slot = {c: i for i, c in enumerate(frequent)} | dict.fromkeys(rare_set, len(frequent))
         pooled = len(frequent) if rare_set else -1  # unseen levels: the pooled column, or none
-        codes = text.map(slot).fillna(pooled).to_numpy(dtype=np.intp)
+        # each distinct value once: its text (as to_str_object makes it), then its column;
+        # code -1 (missing) takes the fill value's column, the last entry
+        found, uniques = pd.factorize(X[col].to_numpy(dtype=object), use_na_sentinel=True)
+        texts = _str_column(np.asarray(uniques, dtype=object)).tolist()
+        slots = np.array([slot.get(t, pooled) for t in [*texts, fill]], dtype=np.intp)
+        codes = slots[found]
         block = np.zeros((len(X), len(frequent) + bool(rare_set)), dtype=np.float64)
         seen = codes >= 0
         block[np.flatnonzero(seen), codes[seen]] = 1.0

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 # ---------------------------------------------------------------------------------------------
 # Reference values
@@ -233,12 +234,7 @@ def columnwise_impacts(
     n, k = len(Z), len(model.groups)
     zr = model.z_reference
     if model.linear is not None and model.link is not None:
-        w, b = model.linear
-        decision = Z @ w + b
-        share = np.zeros((len(w), k))  # column c's term goes to the feature owning c
-        for j, cols in enumerate(model.groups):
-            share[cols, j] = w[cols]
-        delta = (Z - zr) @ share  # per feature: sum of w_c (z_c - zr_c) over its columns
+        decision, delta = _linear_terms(model, Z)
         base = model.link(decision)
         reset = model.link((decision[:, None] - delta).ravel()).reshape(n, k)
         return base, base[:, None] - reset
@@ -256,6 +252,57 @@ def columnwise_impacts(
             block[lo:hi, cols] = zr[cols]
         impact[r, f] = base[r] - np.asarray(model.head(block), dtype=float)
     return base, impact
+
+
+def _linear_terms(model: ColumnwiseModel, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A linear head's decision ``Z @ w + b`` and, per feature, ``delta``: the sum of
+    ``w_c (z_c - zr_c)`` over its columns (the decision drop when it is reset)."""
+    assert model.linear is not None
+    w, b = model.linear
+    share = np.zeros((len(w), len(model.groups)))  # column c's term goes to the feature owning c
+    for j, cols in enumerate(model.groups):
+        share[cols, j] = w[cols]
+    return Z @ w + b, (Z - model.z_reference) @ share
+
+
+def linear_top_impacts(
+    model: ColumnwiseModel, X: pd.DataFrame, *, top: int = 3, min_impact: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(pd, order, chosen)`` as :func:`columnwise_impacts` then :func:`top_order` give them
+    (``chosen``: the impacts at ``order``), for a linear head with the logistic link; None for
+    any other model.
+
+    The impact ``link(d) - link(d - delta_j)`` rises with ``delta_j`` (the link is monotone),
+    so only the ``top + 4`` features of largest ``delta`` per row go through the link. A
+    feature left out has an impact at most the smallest of theirs; a row whose ``top``-th
+    impact (above ``min_impact``) equals that smallest one might tie with a left-out feature,
+    and is computed in full.
+    """
+    if model.linear is None or model.link is not expit:
+        return None
+    Z = model.transform(X)
+    n, k = len(Z), len(model.groups)
+    decision, delta = _linear_terms(model, Z)
+    base = expit(decision)
+    width = min(k, top + 4)
+    if width == k or n == 0:
+        impact = base[:, None] - expit((decision[:, None] - delta).ravel()).reshape(n, k)
+        order = top_order(impact, top, min_impact)
+        return base, order, np.take_along_axis(impact, order, axis=1)
+    candidates = np.sort(np.argpartition(-delta, width - 1, axis=1)[:, :width], axis=1)
+    reset = decision[:, None] - np.take_along_axis(delta, candidates, axis=1)
+    impact = base[:, None] - expit(reset.ravel()).reshape(n, width)
+    inner = top_order(impact, top, min_impact)  # columns ascending: ties break as in full
+    order = np.take_along_axis(candidates, inner, axis=1)
+    chosen = np.take_along_axis(impact, inner, axis=1)
+    kth = chosen.min(axis=1)
+    unsure = (kth > min_impact) & (kth <= impact.min(axis=1))
+    if unsure.any():
+        rows = np.flatnonzero(unsure)
+        full = base[rows, None] - expit(decision[rows, None] - delta[rows])
+        order[rows] = top_order(full, top, min_impact)
+        chosen[rows] = np.take_along_axis(full, order[rows], axis=1)
+    return base, order, chosen
 
 
 def _moved(model: ColumnwiseModel, Z: np.ndarray) -> np.ndarray:
@@ -291,45 +338,79 @@ def top_reasons(
 ) -> list[list[dict[str, Any]]]:
     """Per row, up to ``top`` reasons ``{feature, value, reference, impact, text}`` ordered by
     impact (only features whose actual value raised the PD by more than ``min_impact``)."""
-    features = list(features if features is not None else reference)
     if impact.size == 0:
         return [[] for _ in range(len(X))]
-    k = min(top, impact.shape[1])
-    order = np.argsort(-impact, axis=1, kind="stable")[:, :k]
+    order = top_order(impact, top, min_impact)
     chosen = np.take_along_axis(impact, order, axis=1)
+    return reasons_at(X, order, chosen, reference, features=features, min_impact=min_impact)
+
+
+def reasons_at(
+    X: pd.DataFrame,
+    order: np.ndarray,
+    chosen: np.ndarray,
+    reference: dict[str, Any],
+    *,
+    features: Sequence[str] | None = None,
+    min_impact: float = 1e-6,
+) -> list[list[dict[str, Any]]]:
+    """The reasons of :func:`top_reasons` from each row's top feature columns ``order`` and
+    their impacts ``chosen`` (those up to ``min_impact`` give no reason)."""
+    features = list(features if features is not None else reference)
     rows, slots = np.nonzero(chosen > min_impact)  # row-major: each row's reasons in order
     picked = order[rows, slots]
     values = np.full(len(rows), None, dtype=object)
-    for j in np.unique(picked).tolist():
-        if features[j] in X.columns:
-            at = np.flatnonzero(picked == j)
-            values[at] = _plain_array(X[features[j]].to_numpy()[rows[at]])
+    texts = np.empty(len(rows), dtype=object)
     refs = [_plain(reference.get(f)) for f in features]
-    texts: dict[tuple[int, Any], str] = {}  # one phrase per (feature, value): values repeat
-
-    def text(j: int, v: Any) -> str:
-        found = texts.get((j, v))
-        if found is None:
-            found = texts[(j, v)] = describe(features[j], v, refs[j])
-        return found
+    for j in np.unique(picked).tolist():
+        at = np.flatnonzero(picked == j)
+        if features[j] in X.columns:
+            values[at] = _plain_array(X[features[j]].to_numpy()[rows[at]])
+        # one phrase per distinct value of the feature (values repeat across customers)
+        codes, uniques = pd.factorize(values[at], use_na_sentinel=True)
+        phrases = [describe(features[j], v, refs[j]) for v in uniques.tolist()]
+        phrases.append(describe(features[j], None, refs[j]))  # code -1: missing
+        texts[at] = np.asarray(phrases, dtype=object)[codes]
 
     from credit.woe_scorecard import gc_paused  # that module imports this one
 
     ends = np.cumsum(np.bincount(rows, minlength=len(X))).tolist()
+    names = np.asarray(features, dtype=object)[picked].tolist()
+    references = np.asarray([*refs, None], dtype=object)[picked].tolist()
     with gc_paused():  # many small dicts: no collector passes over them meanwhile
         flat = [
-            {
-                "feature": features[j],
-                "value": v,
-                "reference": refs[j],
-                "impact": imp,
-                "text": text(j, v),
-            }
-            for j, v, imp in zip(
-                picked.tolist(), values.tolist(), chosen[rows, slots].tolist(), strict=True
+            {"feature": f, "value": v, "reference": r, "impact": imp, "text": t}
+            for f, v, r, imp, t in zip(
+                names,
+                values.tolist(),
+                references,
+                chosen[rows, slots].tolist(),
+                texts.tolist(),
+                strict=True,
             )
         ]
         return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def top_order(impact: np.ndarray, top: int, min_impact: float) -> np.ndarray:
+    """``argsort(-impact, stable)[:, :top]`` where it matters (impacts above ``min_impact``),
+    from a partial sort: the ``top`` largest of each row by (impact desc, column asc). A row
+    whose ``top``-th largest impact is above ``min_impact`` and tied with one left out falls
+    back to the full stable sort, so the chosen columns are exactly the stable sort's."""
+    n, width = impact.shape
+    k = min(top, width)
+    if k == width or k == 0:
+        return np.argsort(-impact, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(-impact, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(impact, part, axis=1)
+    # within the k: impact descending, then column ascending (the stable sort's order)
+    inner = np.lexsort((part, -values), axis=-1) if n else np.empty((0, k), np.intp)
+    order = np.take_along_axis(part, inner, axis=1)
+    kth = values.min(axis=1)
+    tied = (kth > min_impact) & ((impact >= kth[:, None]).sum(axis=1) > k)
+    if tied.any():
+        order[tied] = np.argsort(-impact[tied], axis=1, kind="stable")[:, :k]
+    return order
 
 
 def _plain_array(values: np.ndarray) -> np.ndarray:

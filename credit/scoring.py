@@ -27,7 +27,9 @@ from credit.preprocess import TabularPreprocessor, validate_frame
 from credit.reasons import (
     ColumnwiseModel,
     columnwise_impacts,
+    linear_top_impacts,
     reason_codes,
+    reasons_at,
     reference_values,
     top_reasons,
 )
@@ -256,8 +258,13 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
             pd_, reasons = card.pd_and_reasons(Xa, top=top)  # reasons: points lost, one binning
         elif view is not None and with_reasons:  # PD and reset impacts from one transform
             features = [f for f in self.reference_ if f in Xa.columns]
-            pd_, impact = columnwise_impacts(view, Xa)
-            reasons = top_reasons(Xa, impact, self.reference_, features=features, top=top)
+            linear = linear_top_impacts(view, Xa, top=top)  # a logistic head: the top only
+            if linear is not None:
+                pd_, order, chosen = linear
+                reasons = reasons_at(Xa, order, chosen, self.reference_, features=features)
+            else:
+                pd_, impact = columnwise_impacts(view, Xa)
+                reasons = top_reasons(Xa, impact, self.reference_, features=features, top=top)
         elif view is not None:  # the estimator's own head on the numpy preprocessing
             pd_, reasons = np.asarray(view.head(view.transform(Xa)), dtype=float), None
         else:

@@ -256,3 +256,68 @@ def test_fast_transform_is_the_pipeline_transform(name):
     prep = model.estimator_.named_steps["prep"]
     Xa = model._align(X)
     np.testing.assert_array_equal(prep.fast_transform(Xa), prep.transform(Xa))
+
+
+def test_top_order_is_the_stable_sort_wherever_a_reason_is_given():
+    """The partial sort picks exactly the columns of the full stable sort whose impacts give a
+    reason (ties broken by column, a tie at the cut falls back to the full sort)."""
+    from credit.reasons import top_order
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n, width = int(rng.integers(0, 40)), int(rng.integers(1, 12))
+        if trial % 2:  # few distinct values: ties everywhere, zeros and tiny impacts
+            impact = rng.choice([0.0, 0.1, 0.2, 0.3, -0.1, 1e-7], size=(n, width))
+        else:
+            impact = rng.normal(size=(n, width))
+        for top in (1, 3, 5):
+            got = top_order(impact, top, 1e-6)
+            full = np.argsort(-impact, axis=1, kind="stable")[:, : min(top, width)]
+            reason = np.take_along_axis(impact, full, axis=1) > 1e-6
+            assert np.array_equal(np.where(reason, got, -1), np.where(reason, full, -1))
+
+
+@pytest.mark.parametrize("ties_to_the_right", [False, True])
+def test_linear_top_impacts_equal_the_full_impact_matrix_with_ties(ties_to_the_right, monkeypatch):
+    """A logistic head sends only the top deltas through the link; order and impacts are those
+    of the whole impact matrix, also for rows with tied features at the cut (and when the
+    partial sort keeps the rightmost of tied columns, as numpy is free to)."""
+    if ties_to_the_right:
+
+        def rightmost(a, kth, axis=-1):  # a valid partition: ties keep the highest columns
+            columns = np.broadcast_to(np.arange(a.shape[-1]), a.shape)
+            return np.lexsort((-columns, a), axis=-1)
+
+        monkeypatch.setattr(np, "argpartition", rightmost)
+    from scipy.special import expit
+
+    from credit.reasons import ColumnwiseModel, columnwise_impacts, linear_top_impacts, top_order
+
+    rng = np.random.default_rng(1)
+    k = 12
+    w = np.array([0.5] * 8 + [2.0, -1.5, 0.3, 0.8])
+    X = pd.DataFrame(rng.choice([-1.0, 0.0, 1.0, 2.0], size=(500, k)))
+    # eight equal contributions, nothing else: more tied features than pass through the link
+    X.iloc[:50, :8] = 1.0
+    X.iloc[:50, 8:] = 0.0
+    model = ColumnwiseModel(
+        transform=lambda frame: frame.to_numpy(dtype=float),
+        head=lambda Z: expit(Z @ w - 0.2),
+        groups=[np.array([j]) for j in range(k)],
+        z_reference=np.zeros(k),
+        linear=(w, -0.2),
+        link=expit,
+    )
+    base, impact = columnwise_impacts(model, X)
+    got = linear_top_impacts(model, X, top=3)
+    assert got is not None
+    pd_, order, chosen = got
+    expected = top_order(impact, 3, 1e-6)
+    reason = np.take_along_axis(impact, expected, axis=1) > 1e-6
+    np.testing.assert_array_equal(pd_, base)
+    assert np.array_equal(np.where(reason, order, -1), np.where(reason, expected, -1))
+    np.testing.assert_array_equal(chosen[reason], np.take_along_axis(impact, expected, 1)[reason])
+    assert reason[:50].all() and (order[:50] == [0, 1, 2]).all()  # the lowest tied columns
+    from dataclasses import replace
+
+    assert linear_top_impacts(replace(model, link=lambda d: expit(2 * d)), X) is None
