@@ -110,7 +110,7 @@ def run_size(rows: int, *, data_only: bool = False) -> dict[str, Any]:
 
 def registry_rows() -> list[dict[str, Any]]:
     """bench/registry.py's figures as table rows (SQLite, and PostgreSQL when reachable)."""
-    results = _run([sys.executable, "bench/registry.py", "--repeats", "5"], timeout=1800)
+    results = _run([sys.executable, "-m", "bench.registry", "--repeats", "5"], timeout=1800)
     rows = []
     for r in results:
         backend = r["backend"]
@@ -136,7 +136,7 @@ def registry_rows() -> list[dict[str, Any]]:
 
 def io_rows() -> list[dict[str, Any]]:
     """bench/registry_io.py's figures (feature snapshot write/read, score writes) as rows."""
-    results = _run([sys.executable, "bench/registry_io.py"], timeout=1800)
+    results = _run([sys.executable, "-m", "bench.registry_io"], timeout=1800)
     rows = []
     for r in results:
         step = r["step"].replace("-", " ")

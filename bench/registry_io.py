@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# first, always: run as a script, bench/ leads sys.path and its registry.py would shadow the
+# registry package even when the project is on PYTHONPATH
+sys.path.insert(0, str(ROOT))
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEXT_COLUMNS = ("top_category", "top_channel", "top_provider")

@@ -55,3 +55,21 @@ def test_markdown_names_both_commits():
     assert "Commit abc with uncommitted changes" in text and "commit def" in text
     assert "-1.00 s (-25%)" in text
     assert "nothing to compare with" in markdown(info, [run], [], [], None, git)
+
+
+def test_registry_io_bench_runs_as_a_script_with_the_project_on_pythonpath(tmp_path):
+    """``python bench/registry_io.py`` puts bench/ first on sys.path, where bench/registry.py
+    shadowed the registry package when the project was also on PYTHONPATH (ImportError)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "BATI_VAR_DIR": str(tmp_path)}
+    cmd = [sys.executable, "bench/registry_io.py", "--customers", "200", "--features", "10"]
+    proc = subprocess.run(
+        [*cmd, "--no-postgres"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sqlite" in proc.stdout
