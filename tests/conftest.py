@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="bati-tests-"))
-# Set before any test module imports prefect or the registry.
-os.environ.setdefault("PREFECT_HOME", str(_SESSION_TMP / "prefect"))
-os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(_SESSION_TMP / "prefect/results"))
+# Set before any test module imports prefect or the registry, and set unconditionally: `make`
+# exports the project's own var/prefect for `make run` and `make server`, which the tests must
+# neither write into nor read from.
+os.environ["PREFECT_HOME"] = str(_SESSION_TMP / "prefect")
+os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_SESSION_TMP / "prefect/results")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["BATI_VAR_DIR"] = str(_SESSION_TMP / "var")
