@@ -24,6 +24,13 @@ from builders import SAMPLE_HEAD, SHARED  # noqa: E402  (after the environment i
 REFERENCE = SHARED / "data" / "xente" / "REFERENCE.md"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` first (the order is otherwise kept): xdist hands tests out in
+    collection order, and a long test started last keeps one worker busy after the other one
+    has run out of tests."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def sample_head_path() -> Path:
     """The 54 real Xente rows (../shared beside the checkout, as CI lays it out)."""
