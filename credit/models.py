@@ -278,13 +278,12 @@ def search_candidate(
     # on disk, so the worker processes share it).
     # The scorecard (no prep step) caches its binning the same way: grid points that change
     # no binning setting (C, coding, min_iv) bin each fold once.
-    cached = "prep" if "prep" in pipeline.named_steps else None
-    if cached is None and "memory" in pipeline.named_steps["clf"].get_params():
-        cached = "clf__"
-    cache = tempfile.mkdtemp(prefix="bati-prep-") if cached else None
-    if cache:
-        key = "memory" if cached == "prep" else "clf__memory"
-        pipeline.set_params(**{key: joblib.Memory(cache, verbose=0)})
+    memory = "memory" if "prep" in pipeline.named_steps else None
+    if memory is None and "memory" in pipeline.named_steps["clf"].get_params():
+        memory = "clf__memory"
+    cache = tempfile.mkdtemp(prefix="bati-prep-") if memory else None
+    if memory:
+        pipeline.set_params(**{memory: joblib.Memory(cache, verbose=0)})
     search = GridSearchCV(
         pipeline,
         param_grid={k: list(v) for k, v in grid.items()},
@@ -307,9 +306,8 @@ def search_candidate(
                 shutil.rmtree(path, ignore_errors=True)
     seconds = time.perf_counter() - start
     best = search.best_estimator_
-    best.set_params(memory=None)  # the model travels without the (deleted) cache
-    if cached == "clf__":
-        best.set_params(clf__memory=None)
+    if memory:
+        best.set_params(**{memory: None})  # the model travels without the (deleted) cache
     return SearchResult(
         name=name,
         best_estimator=best,

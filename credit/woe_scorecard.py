@@ -255,9 +255,12 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         self.selected_ = [c for c in ranked if self.iv_[c] >= self.min_iv] or ranked[:1]
         if self.coding == "woe":
             self.selected_ = self._decorrelate(data)
-            terms = self._fit_woe(data, event)
+            logreg, terms = self._fit_woe(data, event)
         else:
-            terms = self._fit_dummy(data, event)
+            logreg, terms = self._fit_dummy(data, event)
+        self.coef_ = logreg.coef_.ravel().astype(np.float64)
+        self.intercept_ = float(logreg.intercept_[0])
+        self.n_iter_ = logreg.n_iter_
         card = Scorecard.from_dict(self.scorecard_)
         n = len(self.selected_)
         self.terms_ = {c: np.asarray(t, dtype=np.float64).tolist() for c, t in terms.items()}
@@ -267,10 +270,13 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         }
         return self
 
-    def _fit_woe(self, data: pd.DataFrame, event: np.ndarray) -> dict[str, np.ndarray]:
+    def _fit_woe(
+        self, data: pd.DataFrame, event: np.ndarray
+    ) -> tuple[LogisticRegression, dict[str, np.ndarray]]:
         """``coding="woe"``: one coefficient per feature on its WoE; a feature given a
         coefficient of the wrong sign (safer bins scoring as riskier, a collinearity artefact)
-        is dropped and the regression refitted. Returns each feature's log-odds term per bin."""
+        is dropped and the regression refitted. Returns the regression and each feature's log-odds
+        term per bin."""
         while True:
             woe = self._woe_matrix(data)
             logreg = LogisticRegression(
@@ -281,18 +287,17 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             if len(keep) == len(self.selected_) or len(self.selected_) == 1:
                 break
             self.selected_ = keep or [self.selected_[int(np.argmin(coef))]]
-        self.coef_ = logreg.coef_.ravel().astype(np.float64)
-        self.intercept_ = float(logreg.intercept_[0])
-        self.n_iter_ = logreg.n_iter_
-        return {
+        return logreg, {
             c: b * np.asarray(self.bins_[c]["woe"])
-            for c, b in zip(self.selected_, self.coef_, strict=True)
+            for c, b in zip(self.selected_, logreg.coef_.ravel(), strict=True)
         }
 
-    def _fit_dummy(self, data: pd.DataFrame, event: np.ndarray) -> dict[str, np.ndarray]:
+    def _fit_dummy(
+        self, data: pd.DataFrame, event: np.ndarray
+    ) -> tuple[LogisticRegression, dict[str, np.ndarray]]:
         """``coding="dummy"``: one coefficient per bin (an indicator per bin seen in fitting,
         shrunk towards 0 by the L2 penalty ``C``). Returns each feature's log-odds term per bin
-        (0 for a bin never seen, as for an unseen level)."""
+        (0 for a bin never seen, as for an unseen level), after the regression."""
         index = self._bin_matrix(data)
         blocks, owners = [], []
         for j, c in enumerate(self.selected_):
@@ -303,13 +308,10 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         logreg = LogisticRegression(
             C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
         ).fit(design, event)
-        self.coef_ = logreg.coef_.ravel().astype(np.float64)
-        self.intercept_ = float(logreg.intercept_[0])
-        self.n_iter_ = logreg.n_iter_
         terms = {c: np.zeros(len(self.bins_[c]["woe"])) for c in self.selected_}
-        for (c, b), w in zip(owners, self.coef_, strict=True):
+        for (c, b), w in zip(owners, logreg.coef_.ravel(), strict=True):
             terms[c][b] = w
-        return terms
+        return logreg, terms
 
     def _decorrelate(self, data: pd.DataFrame) -> list[str]:
         """Selected features (by decreasing IV) without those whose WoE correlates above
