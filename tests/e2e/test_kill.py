@@ -13,10 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import psutil  # a dev dependency (pyproject): never skipped
 import pytest
 from builders import ROOT, run_python, wait_until
-
-psutil = pytest.importorskip("psutil")
 
 pytestmark = [
     pytest.mark.e2e,
