@@ -1,6 +1,7 @@
 """Prefect flows: ``nightly`` (the night: ingest, retrain, score), ``retrain``, ``score``."""
 
 import os as _os
+from pathlib import Path as _Path
 
 from schemas.defaults import var_path as _var_path
 
@@ -13,6 +14,8 @@ def _prefect_defaults() -> None:
     if "PREFECT_HOME" not in _os.environ:
         home.mkdir(parents=True, exist_ok=True)
         _os.environ["PREFECT_HOME"] = str(home)
+    else:  # cached task results live with the rest of that Prefect state
+        home = _Path(_os.environ["PREFECT_HOME"]).expanduser()
     _os.environ.setdefault("MPLCONFIGDIR", str(_var_path() / "matplotlib"))
     # The temporary server of a run without PREFECT_API_URL starts slowly on a busy small machine.
     _os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

@@ -81,6 +81,16 @@ def shared_pool(
     return n
 
 
+def pool_preload(candidates: Sequence[str]) -> tuple[str, ...]:
+    """Modules the pool workers import up front: the scorecard's binning is slow to import."""
+    return ("credit.woe_scorecard", "optbinning") if "scorecard" in candidates else ()
+
+
+def warm_pool(config: RetrainConfig) -> int:
+    """Start the run's worker pool ahead of the flow (while its Prefect server boots)."""
+    return shared_pool(config.n_jobs, config.dask_address, pool_preload(config.candidates))
+
+
 def _chosen(searches: list) -> int:
     """Index of the candidate :func:`select_best` will choose (it looks at the search only)."""
     results = [s.result() for s in searches]
@@ -105,8 +115,7 @@ def train_and_evaluate(
     X_fit, y_fit = stratified_sample(X_train, y_train, config.fit_max_rows, config.seed)
     sampled = len(X_search) < len(X_train)
     sample_key = [len(X_search)] if sampled else []  # unchanged keys when nothing is sampled
-    preload = ("credit.woe_scorecard", "optbinning") if "scorecard" in config.candidates else ()
-    n_jobs = shared_pool(config.n_jobs, config.dask_address, preload)
+    n_jobs = shared_pool(config.n_jobs, config.dask_address, pool_preload(config.candidates))
     searches = [
         train.submit(
             name,

@@ -134,12 +134,21 @@ def quiet_console_tracebacks() -> None:
             handler.addFilter(_NoTraceback())
 
 
-def run_cli(call: Callable[[], Any], *, flow_name: str, precheck: str | None = None) -> int:
+def run_cli(
+    call: Callable[[], Any],
+    *,
+    flow_name: str,
+    precheck: str | None = None,
+    warm: Callable[[], Any] | None = None,
+) -> int:
     """Run a flow for the shell: JSON summary last on stdout, or one clear error line.
 
-    ``precheck``: a data path checked before any server starts (a typo fails in a second).
+    ``precheck``: a data path checked before any server starts (a typo fails in a second);
+    ``warm``: work done while a temporary Prefect server started with the command
+    (:mod:`tasks.early_server`) boots, such as starting the worker pool.
     """
     from credit.ingest import IngestError, check_source
+    from tasks import early_server
     from tasks.lifecycle import tracked_process
 
     quiet_console_tracebacks()
@@ -147,6 +156,9 @@ def run_cli(call: Callable[[], Any], *, flow_name: str, precheck: str | None = N
         with tracked_process():  # crash the runs of dead processes; forget ours at the end
             if precheck:
                 check_source(precheck)
+            if warm is not None:
+                warm()
+            early_server.adopt()
             summary = call()
     except IngestError as exc:
         message = mask_secrets(str(exc))
@@ -170,6 +182,7 @@ def cli_main(
     flow_name: str,
     description: str,
     precheck: Callable[[M], str | None] = lambda config: None,
+    warm: Callable[[M], Any] | None = None,
 ) -> int:
     """``python -m flows.<flow_name>``: check the ``BATI_*`` settings, parse the options into
     ``model``, run, report.
@@ -185,4 +198,9 @@ def cli_main(
     except ValueError as exc:
         print(f"error: invalid arguments: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
-    return run_cli(lambda: run(config), flow_name=flow_name, precheck=precheck(config))
+    return run_cli(
+        lambda: run(config),
+        flow_name=flow_name,
+        precheck=precheck(config),
+        warm=(lambda: warm(config)) if warm else None,
+    )

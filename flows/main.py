@@ -11,12 +11,18 @@
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__" and "--no-serve" in sys.argv[1:]:  # the process that runs the flows:
+    from tasks import early_server  # its temporary Prefect server boots during the imports
+
+    early_server.start()
+
 import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from credit.paths import PROJECT_ROOT
@@ -50,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             return code
         return serve_api(args.port)
 
+    from tasks import early_server
+
+    early_server.adopt()  # the temporary server started with this process, if any
     if args.data is None:  # --demo: the night on the demo set, as one landed file
         return _demo_night(args.port)
     from flows.cluster import on_cluster

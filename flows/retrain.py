@@ -12,6 +12,11 @@ sequence serves both: train x N -> evaluate x N -> register -> promote -> model 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
+    from tasks import early_server
+
+    early_server.start()
+
 import json
 import os
 import sys
@@ -24,7 +29,7 @@ from prefect.runtime import flow_run
 
 from credit.paths import runs_dir
 from credit.training import TrainingData, select_best, stratified_sample
-from flows.candidates import train_and_evaluate
+from flows.candidates import train_and_evaluate, warm_pool
 from flows.cli import cli_main
 from flows.config import DASK_ADDRESS_ENV, RetrainConfig, install_secret_mask
 from flows.prepare import labelled_table_training_data, transactions_training
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         flow_name="retrain",
         description=__doc__.split("\n")[0],
         precheck=lambda config: config.data,
+        warm=warm_pool,
     )
 
 

@@ -178,6 +178,9 @@ def test_cli_success_prints_the_json_contract(tmp_path):
     assert {"flow_run_id", "model_version", "champion", "promoted", "metrics"} <= last.keys()
     assert set(last["metrics"]) == SUMMARY_METRICS
     assert last["model_version"] == 1 and last["champion"] == 1 and last["promoted"] is True
+    # the temporary server was started with the command and handed to Prefect (issue 16)
+    assert "(started with the command, ready after" in proc.stderr, proc.stderr[-3000:]
+    assert "Starting temporary server" not in proc.stderr  # not a second one
 
 
 def _labels_table(tmp_path: Path, rows: int = 500) -> Path:

@@ -71,3 +71,20 @@ def test_var_path_reads_the_setting_and_ignores_other_bad_values(monkeypatch, tm
     assert defaults.var_path() == tmp_path / "v"
     monkeypatch.setenv("BATI_VAR_DIR", "")  # empty is unset
     assert defaults.var_path() == defaults.PROJECT_ROOT / "var"
+
+
+def test_cached_task_results_follow_an_exported_prefect_home(tmp_path):
+    """`PREFECT_HOME=/fresh python -m flows.retrain`: task results are cached under that home,
+    not the project's var/prefect (before: a "fresh" home still found results cached by an
+    earlier run there and skipped the grid searches)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_RESULTS_LOCAL_STORAGE_PATH"}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    code = "import os, flows; print(os.environ['PREFECT_RESULTS_LOCAL_STORAGE_PATH'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert Path(out.stdout.strip()) == tmp_path / "home" / "results"

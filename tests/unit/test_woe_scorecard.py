@@ -251,6 +251,52 @@ def test_special_and_missing_bins_and_unseen_levels(german) -> None:
     assert points.checking_status.iloc[0] == pytest.approx(neutral)  # unseen level: WoE 0
 
 
+@pytest.mark.parametrize("trend", ["auto_asc_desc", None])
+def test_binning_is_optbinnings_binning_process_without_its_statistics(german, trend) -> None:
+    """The per-column fit (issue 16: half the binning time) gives exactly the bins and counts
+    of optbinning's BinningProcess, the reference it replaced: numeric and categorical columns,
+    a Special code, missing values and an empty column."""
+    from optbinning import BinningProcess
+
+    from credit.woe_scorecard import _fit_binning
+
+    X, y = german
+    X = X.copy()
+    X.loc[X.index[::10], "duration"] = -1.0
+    X["never_filled"] = np.nan
+    card = WoEScorecard(special_codes=[-1.0], monotonic_trend=trend).fit(X, y)
+    data, event = card._prepare(X, fitting=False), y.to_numpy().astype(int)
+    params = {
+        "special_codes": [-1.0],
+        "max_n_prebins": card.max_n_prebins,
+        "min_prebin_size": card.min_prebin_size,
+        "min_bin_size": card.min_bin_size,
+        "max_n_bins": card.max_n_bins,
+    }
+    ours = _fit_binning(data, event, card.kinds_, monotonic_trend=trend, **params)
+    binnable = [c for c in data.columns if data[c].notna().any()]
+    numeric = [c for c in binnable if card.kinds_[c] == "numeric"]
+    process = BinningProcess(
+        binnable,
+        categorical_variables=[c for c in binnable if c not in numeric],
+        binning_fit_params={
+            c: {} if trend is None else {"monotonic_trend": trend} for c in numeric
+        },
+        **params,
+    ).fit(data[binnable], event)
+    assert set(ours) == set(data.columns) and "never_filled" not in binnable
+    for c in binnable:
+        reference = process.get_binned_variable(c)
+        spec, n_event, n_nonevent = ours[c]
+        np.testing.assert_array_equal(n_event, reference.binning_table.n_event)
+        np.testing.assert_array_equal(n_nonevent, reference.binning_table.n_nonevent)
+        if c in numeric:
+            assert spec["splits"] == [float(v) for v in reference.splits], c
+        else:
+            bins = reference.binning_table.build()["Bin"].tolist()[: len(n_event) - 2]
+            assert spec["groups"] == [[str(v) for v in group] for group in bins], c
+
+
 def test_reason_codes_are_the_largest_points_lost_against_the_best_bin(fitted) -> None:
     card, _, X_test = fitted
     table = card.points_table()

@@ -1,0 +1,194 @@
+"""Prefect's temporary API server, started at a command's first line instead of its first API call.
+
+A command run without ``PREFECT_API_URL`` (``python -m flows.retrain ...``) gets a temporary
+Prefect server, which Prefect starts when the flow first calls its API: after every import, and
+the flow then waits ~9 s on this 2-core machine (server imports, then the migrations of a fresh
+database). :func:`start` spawns the very same server (Prefect's own command line) before the
+command's imports, so the two overlap; :func:`adopt`, called just before the flow, waits until it
+answers and hands it to Prefect (:class:`prefect.server.api.server.SubprocessASGIServer`), which
+then uses and stops it exactly as one it had started itself.
+
+Only the standard library is imported here: :func:`start` runs before anything heavy.
+Whenever the early server cannot be used (an API URL from a profile or ``prefect.toml``, a
+server that exits or does not answer in time, Prefect already running its own), it is stopped
+and Prefect starts its own as it always does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass
+class EarlyServer:
+    """A temporary Prefect API server process started by :func:`start`."""
+
+    process: subprocess.Popen
+    port: int
+    started: float
+    adopted: bool = False
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """End the process unless Prefect owns it now."""
+        if self.adopted or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_server: EarlyServer | None = None
+
+
+def wanted(environ: Mapping[str, str] | None = None, argv: list[str] | None = None) -> bool:
+    """Will this command need a temporary server? Not with an API URL in the environment,
+    with ephemeral mode off, or for ``--help``."""
+    env = os.environ if environ is None else environ
+    args = sys.argv[1:] if argv is None else argv
+    if env.get("PREFECT_API_URL") or any(a in ("-h", "--help") for a in args):
+        return False
+    for name in ("PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"):
+        if env.get(name, "").strip().lower() in _FALSE:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def command(port: int) -> list[str]:
+    """Prefect's own command line for its temporary server (``SubprocessASGIServer``)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("prefect")
+    app_dir = Path(spec.origin).parent.parent
+    return [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
+        "--factory", "prefect.server.api.server:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
+    ]  # fmt: skip
+
+
+def start() -> EarlyServer | None:
+    """Spawn the temporary server now when the command will need one (see :func:`wanted`).
+
+    Call it from the main thread, before the heavy imports; the server ends with this process
+    (Linux: even after ``kill -9``)."""
+    global _server
+    if _server is not None or not wanted():
+        return _server
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    linux = sys.platform.startswith("linux")
+    try:
+        process = subprocess.Popen(
+            command(port), env=env, preexec_fn=_die_with_parent if linux else None
+        )
+    except (OSError, ModuleNotFoundError) as exc:
+        log.debug("no early Prefect server: %s", exc)
+        return None
+    _server = EarlyServer(process, port, time.monotonic())
+    atexit.register(_server.stop)
+    return _server
+
+
+def adopt(timeout: float | None = None) -> bool:
+    """Wait for the server of :func:`start` and make it Prefect's temporary server.
+
+    Returns ``False`` (and stops the early server) when Prefect should start its own: no early
+    server, an API URL configured where Prefect looks for one, a server that exited or did not
+    answer within ``timeout`` (default Prefect's ephemeral start-up timeout)."""
+    global _server
+    server = _server
+    if server is None or server.adopted:
+        return server is not None
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    )
+
+    prefect_server = SubprocessASGIServer()
+    if (
+        PREFECT_API_URL.value()
+        or not PREFECT_SERVER_EPHEMERAL_ENABLED.value()
+        or prefect_server.running
+    ):
+        return _discard(server, "Prefect does not need it")
+    limit = (
+        timeout if timeout is not None else PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    )
+    deadline = server.started + float(limit)
+    while not server.healthy():
+        if server.process.poll() is not None:
+            return _discard(server, f"it exited with code {server.process.returncode}")
+        if time.monotonic() > deadline:
+            return _discard(server, f"it did not answer within {limit} s")
+        time.sleep(0.05)
+    prefect_server.port = server.port
+    prefect_server.server_process = server.process
+    prefect_server.running = True
+    atexit.register(prefect_server.stop)
+    server.adopted = True
+    from prefect.logging.loggers import get_logger
+
+    get_logger().info(
+        "Temporary server on %s (started with the command, ready after %.1f s)",
+        prefect_server.address,
+        time.monotonic() - server.started,
+    )
+    return True
+
+
+def _discard(server: EarlyServer, reason: str) -> bool:
+    global _server
+    log.info("early Prefect server not used: %s", reason)
+    server.stop()
+    _server = None
+    return False

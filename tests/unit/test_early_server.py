@@ -1,0 +1,106 @@
+"""tasks.early_server: the temporary Prefect server started with the command, handed to Prefect.
+
+A stand-in HTTP process plays the server here (no Prefect server boots); the real one is used by
+``python -m flows.retrain`` in tests/e2e/test_flows.py, which checks the hand-over in its log.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import pytest
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from tasks import early_server
+
+HEALTHY = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/api/health" else 404)
+        self.end_headers()
+        self.wfile.write(b"true")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+@pytest.fixture
+def no_api_url(monkeypatch):
+    """Prefect would start a temporary server: no API URL anywhere it looks."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield
+    monkeypatch.setattr(early_server, "_server", None)
+
+
+def _early(code: str, *args: str) -> early_server.EarlyServer:
+    port = early_server._free_port()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(port), *args])
+    server = early_server.EarlyServer(proc, port, time.monotonic())
+    early_server._server = server
+    return server
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "expected"),
+    [
+        ({}, ["--data", "x.csv"], True),
+        ({"PREFECT_API_URL": "http://127.0.0.1:4200/api"}, [], False),
+        ({}, ["--help"], False),
+        ({"PREFECT_SERVER_EPHEMERAL_ENABLED": "false"}, [], False),
+        ({"PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "0"}, [], False),
+    ],
+)
+def test_wanted_only_when_prefect_would_start_a_temporary_server(env, argv, expected):
+    assert early_server.wanted(env, argv) is expected
+
+
+def test_adopted_server_is_prefects_temporary_server(no_api_url):
+    server = _early(HEALTHY)
+    prefect_server = SubprocessASGIServer()
+    try:
+        assert early_server.adopt(timeout=30) is True
+        assert prefect_server.running and prefect_server.server_process is server.process
+        assert prefect_server.api_url == server.api_url
+        server.stop()  # adopted: Prefect owns it now, so this leaves it running
+        assert server.process.poll() is None
+    finally:
+        prefect_server.stop()
+    assert server.process.poll() is not None  # Prefect's stop ended it
+    assert not SubprocessASGIServer().running
+
+
+def test_a_server_that_exits_is_discarded_and_prefect_starts_its_own(no_api_url, caplog):
+    server = _early("import sys; sys.exit(3)")
+    with caplog.at_level(logging.INFO, logger=early_server.__name__):
+        assert early_server.adopt(timeout=30) is False
+    assert "exited with code 3" in caplog.text
+    assert early_server._server is None and not SubprocessASGIServer().running
+    assert server.process.poll() == 3
+
+
+def test_a_silent_server_is_stopped_after_the_timeout(no_api_url, caplog):
+    server = _early("import time; time.sleep(60)")
+    with caplog.at_level(logging.INFO, logger=early_server.__name__):
+        assert early_server.adopt(timeout=0.5) is False
+    assert "did not answer within 0.5 s" in caplog.text
+    assert server.process.poll() is not None  # terminated, not left behind
+    assert not SubprocessASGIServer().running
+
+
+def test_an_api_url_from_the_settings_discards_the_early_server(monkeypatch, caplog):
+    monkeypatch.setattr(early_server, "_server", None)
+    server = _early(HEALTHY)
+    with (
+        temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}),
+        caplog.at_level(logging.INFO, logger=early_server.__name__),
+    ):
+        assert early_server.adopt(timeout=30) is False
+    assert "Prefect does not need it" in caplog.text
+    assert server.process.poll() is not None
