@@ -176,6 +176,7 @@ def adopt(timeout: float | None = None) -> bool:
     prefect_server.running = True
     atexit.register(prefect_server.stop)
     server.adopted = True
+    import prefect.main  # noqa: F401 - Prefect's logging set-up, as importing ``flow`` does
     from prefect.logging.loggers import get_logger
 
     get_logger().info(

@@ -7,11 +7,14 @@ A stand-in HTTP process plays the server here (no Prefect server boots); the rea
 from __future__ import annotations
 
 import logging
+import os
+import re
 import subprocess
 import sys
 import time
 
 import pytest
+from builders import run_python
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -104,3 +107,27 @@ def test_an_api_url_from_the_settings_discards_the_early_server(monkeypatch, cap
         assert early_server.adopt(timeout=30) is False
     assert "Prefect does not need it" in caplog.text
     assert server.process.poll() is not None
+
+
+def test_a_command_says_where_its_server_is(tmp_path):
+    """In a fresh process (Prefect's logging not set up yet, as in ``flows.main``) the hand-over
+    is logged like Prefect's own "Starting temporary server", and the server ends with it."""
+    code = (
+        "import sys\n"
+        "from tasks import early_server\n"
+        f"early_server.command = lambda port: [sys.executable, '-c', {HEALTHY!r}, str(port)]\n"
+        "server = early_server.start()\n"
+        "print(early_server.adopt(timeout=60), server.process.pid)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    proc = run_python("-c", code, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    adopted, pid = proc.stdout.split()
+    assert adopted == "True"
+    assert re.search(
+        r"Temporary server on http://127\.0\.0\.1:\d+ \(started with the command", proc.stderr
+    )
+    assert "Stopping temporary server" in proc.stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
