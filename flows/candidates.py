@@ -156,6 +156,7 @@ def train_and_evaluate(
         max_rows=config.importance_max_rows,
         seed=config.seed,
         out_dir=out_dir / "evaluation",
+        n_jobs=None if config.dask_address else n_jobs,  # the searches are done: the pool is idle
     )
     outcomes = [e.result() for e in evaluations]
     outcomes[chosen] = ranked.result()

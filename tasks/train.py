@@ -172,6 +172,7 @@ def importance(
     max_rows: int | None,
     seed: int,
     out_dir: Path | None,
+    n_jobs: int | None = None,
 ) -> CandidateOutcome:
     """Permutation importance of the chosen candidate and its plot (``{name}_importance.png``).
 
@@ -179,10 +180,11 @@ def importance(
     flow runs it once, for the chosen model, not for every candidate. The whole test split is
     shuffled, or a stratified seeded sample of ``max_rows`` customers when it is larger: the
     same numbers :func:`credit.evaluate.evaluate_candidate` gives with ``importance_repeats``.
+    It runs after every search, so ``n_jobs`` spreads it over the then idle worker pool.
     """
     if repeats <= 0:
         return outcome
-    _importance_on_sample(outcome, X_test, y_test, max_rows, repeats, seed, out_dir)
+    _importance_on_sample(outcome, X_test, y_test, max_rows, repeats, seed, out_dir, n_jobs)
     outcome.extra["importance_rows"] = min(len(X_test), max_rows or len(X_test))
     return outcome
 
@@ -195,6 +197,7 @@ def _importance_on_sample(
     repeats: int,
     seed: int,
     out_dir: Path | None,
+    n_jobs: int | None = None,
 ) -> None:
     """Permutation importance on the test split, or on a stratified sample of ``max_rows`` of
     it when it is larger."""
@@ -210,7 +213,7 @@ def _importance_on_sample(
         )
     with single_threaded():
         importance = permutation_importance_auc(
-            outcome.model, X_s, y_s, n_repeats=repeats, seed=seed
+            outcome.model, X_s, y_s, n_repeats=repeats, seed=seed, n_jobs=n_jobs
         )
     outcome.evaluation.importance = importance
     if out_dir is not None:

@@ -183,6 +183,9 @@ def test_batched_permutation_importance_matches_sklearn(split):
     np.testing.assert_allclose(got["importance_mean"], expected[got.index], atol=1e-12)
     np.testing.assert_allclose(got["importance_std"], expected_std[got.index], atol=1e-12)
     assert got["importance_mean"].is_monotonic_decreasing
+    # spread over two worker processes (issue 16: the pool is idle when it runs): same numbers
+    pooled = permutation_importance_auc(model, X_test, y_test, n_repeats=3, seed=4, n_jobs=2)
+    pd.testing.assert_frame_equal(pooled, ours, check_exact=False, rtol=1e-12, atol=1e-12)
 
 
 def test_auc_rows_matches_roc_auc_score_with_ties():
