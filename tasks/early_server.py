@@ -56,15 +56,14 @@ class EarlyServer:
             return False
 
     def stop(self) -> None:
-        """End the process unless Prefect owns it now."""
+        """End the process unless Prefect owns it now. It served nobody, so it is killed at once
+        (uvicorn ignores SIGTERM while the server starts up: a command refusing a bad path would
+        wait 5 s for it); an interrupted migration is rolled back (Prefect runs one transaction
+        per migration) and the next start resumes from there."""
         if self.adopted or self.process.poll() is not None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.kill()
+        self.process.wait()
 
 
 _server: EarlyServer | None = None

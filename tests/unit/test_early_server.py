@@ -131,3 +131,23 @@ def test_a_command_says_where_its_server_is(tmp_path):
     assert "Stopping temporary server" in proc.stderr
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid), 0)
+
+
+def test_an_unused_server_is_killed_not_waited_for(no_api_url, tmp_path):
+    """uvicorn ignores SIGTERM while Prefect's server starts (its migrations): a command that
+    refuses a bad path waited 5 s for it before exiting. An unused early server is killed at
+    once: it never gets the SIGTERM that would be ignored."""
+    flag = tmp_path / "sigterm"
+    code = (
+        "import signal, sys, time, pathlib\n"
+        "flag = pathlib.Path(sys.argv[2])\n"
+        "signal.signal(signal.SIGTERM, lambda *a: flag.write_text('ignored'))\n"
+        "flag.with_suffix('.ready').write_text('')\n"
+        "time.sleep(60)\n"
+    )
+    server = _early(code, str(flag))
+    deadline = time.monotonic() + 30
+    while not flag.with_suffix(".ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.stop()
+    assert server.process.returncode == -9 and not flag.exists()
