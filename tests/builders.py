@@ -275,6 +275,25 @@ def tx(customer: str, t: str, amount: float = 1000.0) -> dict:
     return {"CustomerId": customer, "Amount": amount, "TransactionStartTime": t}
 
 
+def score_rows(p: np.ndarray, customers: list[str], *, decisions: bool = False) -> pd.DataFrame:
+    """A frame for the ``scores`` table: probabilities ``p`` of ``customers`` with their score,
+    band and approval; ``decisions`` adds the offer (amount, duration) and empty reasons."""
+    frame = pd.DataFrame(
+        {
+            "probability": p,
+            "score": (850 - 550 * p).round(),
+            "band": np.where(p < 0.5, "A", "E"),
+            "approved": p < 0.5,
+        },
+        index=pd.Index(customers, name="CustomerId"),
+    )
+    if decisions:
+        frame["amount"] = np.where(p < 0.5, 50_000.0, np.nan)
+        frame["duration_days"] = np.where(p < 0.5, 30, 0)
+        frame["reasons"] = [[] for _ in range(len(p))]
+    return frame
+
+
 def random_clean(seed: int = 0, n_rows: int = 3000, n_customers: int = 120) -> pd.DataFrame:
     """A seeded random clean-transactions frame over 90 days."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from builders import score_rows
 
 from credit.monitoring import bin_reference, feature_stability, feature_stability_parts
 from registry import snapshots
@@ -27,17 +28,8 @@ MODEL = "bati-credit"
 
 
 def scores(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    p = rng.uniform(0.01, 0.9, n)
-    return pd.DataFrame(
-        {
-            "probability": p,
-            "score": (850 - 550 * p).round(),
-            "band": np.where(p < 0.5, "A", "E"),
-            "approved": p < 0.5,
-        },
-        index=pd.Index([f"CustomerId_{i}" for i in range(n)], name="CustomerId"),
-    )
+    p = np.random.default_rng(seed).uniform(0.01, 0.9, n)
+    return score_rows(p, [f"CustomerId_{i}" for i in range(n)])
 
 
 def test_score_columns_and_latest_run_match_the_row_readers(reg: Registry) -> None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from builders import score_rows
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -176,18 +177,7 @@ def test_promotion_publishes_the_snapshot_in_its_transaction(reg: Registry, mode
 # -- scores --------------------------------------------------------------------------------------
 def scores(n: int) -> pd.DataFrame:
     p = np.linspace(0.01, 0.9, n)
-    return pd.DataFrame(
-        {
-            "probability": p,
-            "score": (850 - 550 * p).round(),
-            "band": np.where(p < 0.5, "A", "E"),
-            "approved": p < 0.5,
-            "amount": np.where(p < 0.5, 50_000.0, np.nan),
-            "duration_days": np.where(p < 0.5, 30, 0),
-            "reasons": [[] for _ in range(n)],
-        },
-        index=pd.Index([f"CustomerId_{n - i}" for i in range(n)], name="CustomerId"),
-    )
+    return score_rows(p, [f"CustomerId_{n - i}" for i in range(n)], decisions=True)
 
 
 def test_scores_are_typed_keyed_and_bulk(reg: Registry):
