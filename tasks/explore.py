@@ -62,7 +62,7 @@ def wait_for_eda(*, discard: bool = False) -> list[Path]:
     return [] if discard else [f.result() for f in futures]
 
 
-@task(name="eda", cache_policy=NO_CACHE, timeout_seconds=900)
+@task(name="eda", cache_policy=NO_CACHE)  # submitted: no timeout (see tasks/train.py)
 def eda(
     cleaned: CustomerBuckets | CleanedSample,
     out_path: Path,

@@ -130,8 +130,7 @@ def ingest_source(
     retries=2,
     retry_delay_seconds=[5, 15],
     retry_condition_fn=_retries_on(OSError),  # reading parts, writing buckets (rewritten whole)
-    timeout_seconds=7200,
-    cache_policy=NO_CACHE,
+    cache_policy=NO_CACHE,  # mapped into worker threads: no timeout (see tasks/train.py)
 )
 def validate_part_group(group: int, *, plan: SpillPlan) -> SpilledGroup:
     """Validate one group of Parquet parts chunk by chunk and spill its valid rows to the

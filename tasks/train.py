@@ -50,12 +50,14 @@ def _search_key(context: Any, parameters: dict[str, Any]) -> str:
     return f"train-{parameters['name']}-{parameters['cache_key']}"
 
 
+# No timeout_seconds here or on the other submitted tasks (eda): they run in worker threads,
+# where Prefect cannot interrupt them; a timeout would only fail a search after it finished
+# (and warn about it in every run's logs).
 @task(
     name="train",
     task_run_name="train-{name}",
     cache_key_fn=_search_key,
     persist_result=True,
-    timeout_seconds=3600,
 )
 def train(
     name: str,

@@ -275,6 +275,20 @@ def tx(customer: str, t: str, amount: float = 1000.0) -> dict:
     return {"CustomerId": customer, "Amount": amount, "TransactionStartTime": t}
 
 
+def flow_run_logs(flow_run_id: str) -> list[Any]:
+    """Every log record of a flow run, read back from the Prefect API."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        flt = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[uuid.UUID(str(flow_run_id))]))
+        return client.read_logs(flt)
+
+
 def score_rows(p: np.ndarray, customers: list[str], *, decisions: bool = False) -> pd.DataFrame:
     """A frame for the ``scores`` table: probabilities ``p`` of ``customers`` with their score,
     band and approval; ``decisions`` adds the offer (amount, duration) and empty reasons."""

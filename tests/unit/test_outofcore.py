@@ -236,6 +236,12 @@ def test_retrain_flow_streams_a_parquet_folder(prefect_harness, tmp_path, small_
     pd.testing.assert_frame_equal(stored, expected, check_exact=True, check_like=False)
     assert "uniform sample of" in (out / "eda_report.html").read_text()
     assert "Sampling (large training table)" in (out / "model_card.md").read_text()
+    # the mapped validate-parts tasks run in worker threads: no timeout warning either
+    from builders import flow_run_logs
+
+    assert [
+        log.message[:80] for log in flow_run_logs(summary["flow_run_id"]) if log.level >= 30
+    ] == []
     assert not (out / "spill").exists()  # the work folder is removed
     version = Registry(config.db_url).get_version("bati-credit", 1)
     assert version.n_rows == len(small_raw)
