@@ -179,6 +179,18 @@ def render_model_card(summary: RetrainSummary) -> str:
     return "\n".join(lines)
 
 
+def readable(records: list[dict[str, Any]], digits: int = 4) -> list[dict[str, Any]]:
+    """Records for a table artifact, which people read: floats rounded to ``digits`` decimals
+    (a WoE of -3.3e-16 shows as 0.0). The run folder's CSV files keep full precision."""
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, float) and value == value:  # NaN stays as is
+            return round(value, digits) + 0.0  # + 0.0: no "-0.0"
+        return value
+
+    return [{k: cell(v) for k, v in r.items()} for r in records]
+
+
 def publish(summary: RetrainSummary) -> None:
     """Candidate table and model card, as Prefect artifacts and files in the run folder."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -187,7 +199,7 @@ def publish(summary: RetrainSummary) -> None:
     write_csv(pd.DataFrame(rows), summary.out_dir / "candidates.csv")
     table = [{k: v for k, v in r.items() if k != "best_params"} for r in rows]
     create_table_artifact(
-        table, key="candidate-metrics", description="Held-out metrics of every candidate"
+        readable(table), key="candidate-metrics", description="Held-out metrics of every candidate"
     )
     card = render_model_card(summary)
     (summary.out_dir / "model_card.md").write_text(card)
@@ -221,7 +233,7 @@ def publish_scorecard(summary: RetrainSummary) -> None:
     write_csv(pd.DataFrame(records), summary.out_dir / "scorecard.csv")
     chosen = "registered" if outcome is summary.best else "not chosen"
     create_table_artifact(
-        records,
+        readable(records),
         key="scorecard",
         description=f"Points table of the `{outcome.name}` candidate ({chosen}): a customer's "
         "score is the sum of its bins' points",

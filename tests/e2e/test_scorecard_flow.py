@@ -3,6 +3,7 @@ as a Prefect artifact, stored with the registered version and served by the API 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,12 @@ def test_scorecard_retrain_publishes_stores_and_serves_the_points_table(
     assert list(csv.columns) == list(POINTS_COLUMNS) and len(csv) > 0
     artifact = Artifact.get("scorecard")
     assert artifact is not None and str(artifact.flow_run_id) == summary["flow_run_id"]
+    # what a person reads in the UI: 4 decimals, no 16-digit floats nor -3.3e-16 for a 0 WoE
+    shown = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert [r["feature"] for r in shown] == list(csv["feature"])
+    floats = [v for r in shown for v in r.values() if isinstance(v, float) and v == v]
+    assert floats and all(round(v, 4) == v and str(v) != "-0.0" for v in floats)
+    assert [r["points"] for r in shown] == pytest.approx(list(csv["points"]), abs=5e-5)
 
     reg = Registry(config.db_url)
     info = reg.get_version("bati-credit", 1)

@@ -367,3 +367,24 @@ def test_reports_open_in_a_browser_without_server_paths(monkeypatch) -> None:
     long = "v5 promoted over champion v3: ROC-AUC 0.7628 vs 0.7188 (gain +0.0441, ...)"
     assert _short(long) == "v5 promoted over champion v3"
     assert len(_short("x" * 200)) == 60
+
+
+def test_table_artifacts_round_for_the_reader():
+    """Candidate metrics and the points table as people read them in the Prefect UI."""
+    import math
+
+    from flows.report import readable
+
+    (row,) = readable(
+        [
+            {
+                "woe": -3.3306690738754696e-16,
+                "auc": 0.8114169412676875,
+                "rate": float("nan"),
+                "count": 593,
+                "name": "logreg",
+            }
+        ]
+    )
+    assert str(row["woe"]) == "0.0" and row["auc"] == 0.8114
+    assert math.isnan(row["rate"]) and row["count"] == 593 and row["name"] == "logreg"
