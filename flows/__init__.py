@@ -1,6 +1,7 @@
 """Prefect flows: ``nightly`` (the night: ingest, retrain, score), ``retrain``, ``score``."""
 
 import os as _os
+from contextlib import suppress as _suppress
 from pathlib import Path as _Path
 
 from schemas.defaults import var_path as _var_path
@@ -16,6 +17,10 @@ def _prefect_defaults() -> None:
         _os.environ["PREFECT_HOME"] = str(home)
     else:  # cached task results live with the rest of that Prefect state
         home = _Path(_os.environ["PREFECT_HOME"]).expanduser()
+        # `make` exports var/prefect before var/ exists (a fresh clone): Prefect creates only
+        # the last level (it warned), and the temporary server could not open its database
+        with _suppress(OSError):  # Prefect says so itself
+            home.mkdir(parents=True, exist_ok=True)
     _os.environ.setdefault("MPLCONFIGDIR", str(_var_path() / "matplotlib"))
     # The temporary server of a run without PREFECT_API_URL starts slowly on a busy small machine.
     _os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

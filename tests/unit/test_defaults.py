@@ -88,3 +88,21 @@ def test_cached_task_results_follow_an_exported_prefect_home(tmp_path):
         [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert Path(out.stdout.strip()) == tmp_path / "home" / "results"
+
+
+def test_an_exported_prefect_home_is_created_with_its_parents(tmp_path):
+    """A fresh clone: `make run` exports PREFECT_HOME=var/prefect before var/ exists. Prefect
+    creates only the last level, so it warned "Failed to create the Prefect home directory" and
+    the temporary server started with the command failed to open its database."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "var" / "prefect"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    code = "import flows, prefect.context"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert home.is_dir()
+    assert "Failed to create the Prefect home directory" not in out.stderr
