@@ -33,6 +33,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _FALSE = {"0", "false", "no", "off"}
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignores *_PROXY
 
 
 @dataclass
@@ -49,8 +50,9 @@ class EarlyServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     def healthy(self) -> bool:
+        """Does it answer its health check (directly: never through an HTTP proxy)?"""
         try:
-            with urllib.request.urlopen(f"{self.api_url}/health", timeout=1) as response:
+            with _DIRECT.open(f"{self.api_url}/health", timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from builders import run_python
@@ -64,11 +65,18 @@ def test_wanted_only_when_prefect_would_start_a_temporary_server(env, argv, expe
     assert early_server.wanted(env, argv) is expected
 
 
-def test_adopted_server_is_prefects_temporary_server(no_api_url):
+@pytest.mark.parametrize("proxy", [None, "http://127.0.0.1:9"])
+def test_adopted_server_is_prefects_temporary_server(no_api_url, monkeypatch, proxy):
+    if proxy:  # an HTTP proxy in the environment (closed here): the local check goes direct
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("http_proxy", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen reads the env afresh
     server = _early(HEALTHY)
     prefect_server = SubprocessASGIServer()
     try:
-        assert early_server.adopt(timeout=30) is True
+        assert early_server.adopt(timeout=10) is True
         assert prefect_server.running and prefect_server.server_process is server.process
         assert prefect_server.api_url == server.api_url
         server.stop()  # adopted: Prefect owns it now, so this leaves it running
