@@ -152,13 +152,13 @@ def run_cli(
     from tasks.lifecycle import tracked_process
 
     quiet_console_tracebacks()
+    early_server.offer()  # Prefect takes it at its first API call (none: it is killed at exit)
     try:
         with tracked_process():  # crash the runs of dead processes; forget ours at the end
             if precheck:
                 check_source(precheck)
             if warm is not None:
                 warm()
-            early_server.adopt()
             summary = call()
     except IngestError as exc:
         message = mask_secrets(str(exc))

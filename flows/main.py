@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tasks import early_server
 
-    early_server.adopt()  # the temporary server started with this process, if any
+    early_server.offer()  # the temporary server started with this process, if any
     if args.data is None:  # --demo: the night on the demo set, as one landed file
         return _demo_night(args.port)
     from flows.cluster import on_cluster

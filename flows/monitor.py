@@ -23,6 +23,11 @@ summary (``as_of``, ``model_version``, ``score_psi``, ``max_feature_psi``, ``fea
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
+    from tasks import early_server
+
+    early_server.start()
+
 import os
 import sys
 import time

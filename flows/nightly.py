@@ -24,6 +24,11 @@ The last stdout line is the JSON summary; a failure exits non-zero with one clea
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
+    from tasks import early_server
+
+    early_server.start()
+
 import os
 import shutil
 import sys

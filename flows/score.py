@@ -16,6 +16,11 @@ distribution tables are the same however the parts were grouped or where they ra
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
+    from tasks import early_server
+
+    early_server.start()
+
 import sys
 import time
 from dataclasses import dataclass, field

@@ -4,9 +4,11 @@ A command run without ``PREFECT_API_URL`` (``python -m flows.retrain ...``) gets
 Prefect server, which Prefect starts when the flow first calls its API: after every import, and
 the flow then waits ~9 s on this 2-core machine (server imports, then the migrations of a fresh
 database). :func:`start` spawns the very same server (Prefect's own command line) before the
-command's imports, so the two overlap; :func:`adopt`, called just before the flow, waits until it
-answers and hands it to Prefect (:class:`prefect.server.api.server.SubprocessASGIServer`), which
-then uses and stops it exactly as one it had started itself.
+command's imports, so the two overlap; :func:`adopt` waits until it answers and hands it to
+Prefect (:class:`prefect.server.api.server.SubprocessASGIServer`), which
+then uses and stops it exactly as one it had started itself. :func:`offer` defers that to the
+moment Prefect would start its own server, so a command that fails before using the API does
+not wait.
 
 Only the standard library is imported here: :func:`start` runs before anything heavy.
 Whenever the early server cannot be used (an API URL from a profile or ``prefect.toml``, a
@@ -186,6 +188,27 @@ def adopt(timeout: float | None = None) -> bool:
         time.monotonic() - server.started,
     )
     return True
+
+
+def offer() -> None:
+    """Let Prefect take the early server when it first needs its temporary server.
+
+    Prefect starts that server in ``SubprocessASGIServer().start()``, at its first API call. From
+    now on that call waits for the early server and adopts it (:func:`adopt`), or starts
+    Prefect's own as before when it cannot be used. A command that fails before it calls the
+    API (no data source, a bad argument) never waits for the server: it is killed at exit."""
+    if _server is None or _server.adopted:
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    prefect_server = SubprocessASGIServer()
+    own_start = type(prefect_server).start
+
+    def start(timeout: int | None = None) -> None:
+        if not prefect_server.running and not adopt():
+            own_start(prefect_server, timeout)
+
+    prefect_server.start = start  # type: ignore[method-assign]  # this instance only
 
 
 def _discard(server: EarlyServer, reason: str) -> bool:

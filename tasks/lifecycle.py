@@ -180,10 +180,6 @@ def reap_dead_runs() -> list[str]:
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Crashed
 
-    from tasks import early_server
-
-    early_server.adopt()  # the command's own temporary server, if it started one
-
     crashed = []
     with get_client(sync_client=True) as client:
         for path, record in dead:

@@ -114,3 +114,5 @@ def test_monitor_cli_prints_the_json_contract_last(prefect_harness, tmp_path, sm
     assert summary["model_version"] == 1 and isinstance(summary["feature_psi"], dict)
     assert np.isclose(summary["max_feature_psi"], max(summary["feature_psi"].values()))
     assert "sqlite" not in json.dumps(summary.get("flow_run_id"))
+    # every flow command starts its temporary Prefect server with its first line (issue 16)
+    assert "(started with the command, ready after" in done.stderr, done.stderr[-2000:]

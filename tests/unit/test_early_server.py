@@ -159,3 +159,31 @@ def test_an_unused_server_is_killed_not_waited_for(no_api_url, tmp_path):
         time.sleep(0.05)
     server.stop()
     assert server.process.returncode == -9 and not flag.exists()
+
+
+@pytest.fixture
+def prefect_start(monkeypatch):
+    """Prefect's own start of its temporary server, recorded instead of run; the instance
+    the test offered to is forgotten afterwards."""
+    calls: list = []
+    monkeypatch.setattr(SubprocessASGIServer, "start", lambda self, timeout=None: calls.append(1))
+    yield calls
+    instance = SubprocessASGIServer._instances.get(None)
+    if instance is not None:
+        vars(instance).pop("start", None)
+        instance.stop()
+
+
+@pytest.mark.parametrize("code", [HEALTHY, "import sys; sys.exit(3)"], ids=["answers", "exits"])
+def test_offered_server_is_taken_at_prefects_first_api_call_only(no_api_url, prefect_start, code):
+    """A command that fails before calling the API (the nightly without a source) does not wait
+    for the server; the first API call takes it, or starts Prefect's own when it is unusable."""
+    server = _early(code)
+    early_server.offer()
+    assert not server.adopted and not prefect_start  # nothing waited, nothing started yet
+    SubprocessASGIServer().start()  # what Prefect's get_client does without an API URL
+    if code == HEALTHY:
+        assert server.adopted and SubprocessASGIServer().server_process is server.process
+        assert prefect_start == []
+    else:
+        assert not server.adopted and prefect_start == [1]  # Prefect's own start, as before
