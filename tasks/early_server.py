@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +92,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+def _die_with_parent() -> Callable[[], None] | None:
+    """The child's ``preexec_fn`` (Linux): ask for SIGTERM when this process dies. prctl is
+    resolved here, before the fork, so the forked child imports and loads nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
     import ctypes
     import signal
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    prctl, term = ctypes.CDLL(None, use_errno=True).prctl, int(signal.SIGTERM)
+    return lambda: prctl(1, term, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def command(port: int) -> list[str]:
@@ -127,11 +132,8 @@ def start() -> EarlyServer | None:
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
     }
-    linux = sys.platform.startswith("linux")
     try:
-        process = subprocess.Popen(
-            command(port), env=env, preexec_fn=_die_with_parent if linux else None
-        )
+        process = subprocess.Popen(command(port), env=env, preexec_fn=_die_with_parent())
     except (OSError, ModuleNotFoundError) as exc:
         log.debug("no early Prefect server: %s", exc)
         return None
