@@ -331,7 +331,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         if self.encoding != "onehot" or set(ct.named_transformers_) - {"num", "cat", "remainder"}:
             return self.transform(X)
         width = max(s.stop for s in ct.output_indices_.values())
-        out = np.empty((len(X), width), dtype=np.float64)
+        out = np.empty((len(X), width), dtype=np.float64, order="F")  # written, read by column
         for name, pipe, columns in ct.transformers_:
             if name == "num":
                 out[:, ct.output_indices_[name]] = _numeric_block(pipe, X, list(columns))

@@ -8,8 +8,10 @@ means the customer's actual value raised the PD. The ``top`` features with the l
 impact are the reasons. All perturbed rows of a chunk of customers go to ONE ``predict_pd`` call
 (``n_customers x n_features`` rows, chunked to about ``chunk_rows`` rows). The served model
 computes the same impacts faster through its structure (:func:`columnwise_impacts`): the
-preprocessing runs once, a logistic regression's resets are exact sums of per-column terms, and
-a tree ensemble is asked only about resets that cross one of its split thresholds.
+preprocessing runs once, a logistic regression's resets are exact sums of per-column terms, a
+boosted ensemble's are sums over rewired copies of the trees that test the feature
+(:mod:`credit.tree_resets`), and a random forest is asked only about resets that cross one of
+its split thresholds.
 
 Feature names become phrases through pattern rules (:data:`RULES`, read from ``reasons.toml``),
 e.g. ``recency_days`` -> "Long time since the last purchase (45 days; typical 10 days)",
@@ -204,7 +206,10 @@ class ColumnwiseModel:
     "feature ``j`` reset to its reference" is the transformed matrix with those columns set to
     ``z_reference`` (the transformed reference row): no second pass through the preprocessing.
     ``linear`` ``(w, b)`` when the head is ``link(Z @ w + b)`` (a logistic regression, possibly
-    calibrated): the reset decisions are exact sums, no model call at all. ``thresholds`` (per
+    calibrated): the reset decisions are exact sums, no model call at all. ``terms`` when the
+    head is ``link(decision(Z))`` with an additive decision (a boosted ensemble's raw score):
+    ``terms(Z)`` gives ``(decision, drop)``, reset ``j``'s decision being
+    ``decision - drop[:, j]`` (:func:`credit.tree_resets.boosted_reset_terms`). ``thresholds`` (per
     transformed column, the sorted split thresholds of a tree ensemble): a reset that crosses
     none of them changes no tree's path, so its impact is 0 without a model call.
     """
@@ -215,6 +220,7 @@ class ColumnwiseModel:
     z_reference: np.ndarray
     linear: tuple[np.ndarray, float] | None = None
     link: Callable[[np.ndarray], np.ndarray] | None = None
+    terms: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
     thresholds: list[np.ndarray] | None = None
     float32: bool = False  # the trees compare float32 values (scikit-learn's forests)
 
@@ -225,19 +231,21 @@ def columnwise_impacts(
     """``(pd, impact)`` exactly as :func:`reason_impacts` defines them, through ``model``'s
     structure: X is transformed once and the reset rows are built in the transformed space.
 
-    Linear heads: every reset decision is a sum of per-column terms, no model call. Other
-    heads: the reset rows go to the head in one stacked call per ``chunk_rows`` rows; with
+    Linear and additive heads (``linear``, ``terms``): every reset decision is the decision
+    minus that feature's drop, then the link. Other heads: the reset rows go to the head in one stacked call per ``chunk_rows`` rows; with
     split ``thresholds`` only the (customer, feature) pairs whose reset moves some column across
     a split threshold (the others' impact is exactly 0: every tree takes the same path).
     """
     Z = model.transform(X)
     n, k = len(Z), len(model.groups)
     zr = model.z_reference
-    if model.linear is not None and model.link is not None:
-        decision, delta = _linear_terms(model, Z)
+    terms = decision_terms(model, Z)
+    if terms is not None and model.link is not None:
+        decision, delta = terms
         base = model.link(decision)
         reset = model.link((decision[:, None] - delta).ravel()).reshape(n, k)
         return base, base[:, None] - reset
+    Z = np.ascontiguousarray(Z)  # the reset rows are gathered row by row
     base = np.asarray(model.head(Z), dtype=float)
     impact = np.zeros((n, k), dtype=float)
     if n == 0 or k == 0:
@@ -254,6 +262,16 @@ def columnwise_impacts(
     return base, impact
 
 
+def decision_terms(model: ColumnwiseModel, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(decision, drop)`` of a linear or additive head (None for others): the decision of each
+    row and, per feature, how much lower it is with that feature at its reference."""
+    if model.linear is not None:
+        return _linear_terms(model, Z)
+    if model.terms is not None:
+        return model.terms(Z)
+    return None
+
+
 def _linear_terms(model: ColumnwiseModel, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A linear head's decision ``Z @ w + b`` and, per feature, ``delta``: the sum of
     ``w_c (z_c - zr_c)`` over its columns (the decision drop when it is reset)."""
@@ -265,12 +283,12 @@ def _linear_terms(model: ColumnwiseModel, Z: np.ndarray) -> tuple[np.ndarray, np
     return Z @ w + b, (Z - model.z_reference) @ share
 
 
-def linear_top_impacts(
+def additive_top_impacts(
     model: ColumnwiseModel, X: pd.DataFrame, *, top: int = 3, min_impact: float = 1e-6
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(pd, order, chosen)`` as :func:`columnwise_impacts` then :func:`top_order` give them
-    (``chosen``: the impacts at ``order``), for a linear head with the logistic link; None for
-    any other model.
+    (``chosen``: the impacts at ``order``), for a linear or additive head (``linear``,
+    ``terms``) with the logistic link; None for any other model.
 
     The impact ``link(d) - link(d - delta_j)`` rises with ``delta_j`` (the link is monotone),
     so only the ``top + 4`` features of largest ``delta`` per row go through the link. A
@@ -278,11 +296,13 @@ def linear_top_impacts(
     impact (above ``min_impact``) equals that smallest one might tie with a left-out feature,
     and is computed in full.
     """
-    if model.linear is None or model.link is not expit:
+    if (model.linear is None and model.terms is None) or model.link is not expit:
         return None
     Z = model.transform(X)
     n, k = len(Z), len(model.groups)
-    decision, delta = _linear_terms(model, Z)
+    terms = decision_terms(model, Z)
+    assert terms is not None
+    decision, delta = terms
     base = expit(decision)
     width = min(k, top + 4)
     if width == k or n == 0:

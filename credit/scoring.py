@@ -26,14 +26,15 @@ from credit.policy import LoanPolicy, spending_capacity
 from credit.preprocess import TabularPreprocessor, validate_frame
 from credit.reasons import (
     ColumnwiseModel,
+    additive_top_impacts,
     columnwise_impacts,
-    linear_top_impacts,
     reason_codes,
     reasons_at,
     reference_values,
     top_reasons,
 )
 from credit.scorecard import Scorecard
+from credit.tree_resets import boosted_reset_terms
 from credit.woe import binary_target
 from credit.woe_scorecard import WoEScorecard, gc_paused
 
@@ -258,9 +259,9 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
             pd_, reasons = card.pd_and_reasons(Xa, top=top)  # reasons: points lost, one binning
         elif view is not None and with_reasons:  # PD and reset impacts from one transform
             features = [f for f in self.reference_ if f in Xa.columns]
-            linear = linear_top_impacts(view, Xa, top=top)  # a logistic head: the top only
-            if linear is not None:
-                pd_, order, chosen = linear
+            additive = additive_top_impacts(view, Xa, top=top)  # a logistic head: the top only
+            if additive is not None:
+                pd_, order, chosen = additive
                 reasons = reasons_at(Xa, order, chosen, self.reference_, features=features)
             else:
                 pd_, impact = columnwise_impacts(view, Xa)
@@ -320,7 +321,8 @@ def columnwise_view(
     """``Pipeline(prep=TabularPreprocessor, clf)``, possibly inside a one-fold
     ``CalibratedClassifierCV`` (sigmoid or isotonic), as a :class:`ColumnwiseModel`: the
     preprocessing's column groups, the classifier (and calibrator) as head; a logistic
-    regression as an exact linear head, a tree ensemble with its split thresholds."""
+    regression as an exact linear head, a boosted ensemble as an additive head (its rewired
+    trees, :mod:`credit.tree_resets`), a random forest with its split thresholds."""
     calibrator = None
     if hasattr(estimator, "calibrated_classifiers_"):
         ccs = estimator.calibrated_classifiers_
@@ -354,19 +356,27 @@ def columnwise_view(
         raw = response(Z) if response is not None else clf.predict_proba(Z)[:, 1]
         return link(raw)
 
-    linear = None
+    linear, terms = None, None
+    column_groups = [groups[f] for f in reference]
+    z_reference = np.asarray(z_ref, dtype=float)
     if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == 1:
         if calibrator is not None and response is None:
             return None
         linear = (clf.coef_[0].astype(float), float(clf.intercept_[0]))
-    thresholds = _split_thresholds(clf, len(z_ref))
+    elif isinstance(clf, HistGradientBoostingClassifier) and (
+        calibrator is None or response is not None
+    ):  # PD = expit(raw score), or the calibrator of decision_function (the raw score)
+        terms = boosted_reset_terms(clf, column_groups, z_reference)
+    thresholds = None if terms is not None else _split_thresholds(clf, len(z_ref))
+    additive = linear is not None or terms is not None
     return ColumnwiseModel(
         transform=prep.fast_transform,
         head=head,
-        groups=[groups[f] for f in reference],
-        z_reference=np.asarray(z_ref, dtype=float),
+        groups=column_groups,
+        z_reference=z_reference,
         linear=linear,
-        link=None if linear is None else (expit if calibrator is None else link),
+        link=None if not additive else (expit if calibrator is None else link),
+        terms=terms,
         thresholds=thresholds,
         float32=thresholds is not None and hasattr(clf, "estimators_"),
     )

@@ -181,14 +181,16 @@ def _fitted(name: str, calibrate: str | None = None):
     ],
 )
 def test_columnwise_impacts_equal_the_stacked_re_prediction(name, calibrate):
-    """Transforming once (linear: exact per-column terms; trees: only the resets that cross a
-    split) gives the impacts and reasons of re-predicting every stacked raw row."""
+    """Transforming once (linear: exact per-column terms; boosted trees: rewired trees; a
+    forest: only the resets that cross a split) gives the impacts and reasons of re-predicting
+    every stacked raw row."""
     from credit.reasons import columnwise_impacts
 
     model, X = _fitted(name, calibrate)
     view = model._columnwise()
     assert view is not None
     assert (view.linear is not None) == (name == "logreg")
+    assert (view.terms is not None) == (name == "hist_gb")
     Xa = model._align(X)
     base, impact = reason_impacts(
         lambda b: model.estimator_.predict_proba(b)[:, 1], Xa, model.reference_
@@ -206,11 +208,11 @@ def test_columnwise_impacts_equal_the_stacked_re_prediction(name, calibrate):
 
 
 def test_tree_impacts_predict_only_resets_that_cross_a_split():
-    """A tree head is asked only about (customer, feature) pairs whose reset crosses one of its
+    """A forest is asked only about (customer, feature) pairs whose reset crosses one of its
     split thresholds; a customer at the reference everywhere costs no call at all."""
     from credit.reasons import columnwise_impacts
 
-    model, X = _fitted("hist_gb")
+    model, X = _fitted("random_forest")
     view = model._columnwise()
     rows: list[int] = []
     head = view.head
@@ -278,7 +280,9 @@ def test_top_order_is_the_stable_sort_wherever_a_reason_is_given():
 
 
 @pytest.mark.parametrize("ties_to_the_right", [False, True])
-def test_linear_top_impacts_equal_the_full_impact_matrix_with_ties(ties_to_the_right, monkeypatch):
+def test_additive_top_impacts_equal_the_full_impact_matrix_with_ties(
+    ties_to_the_right, monkeypatch
+):
     """A logistic head sends only the top deltas through the link; order and impacts are those
     of the whole impact matrix, also for rows with tied features at the cut (and when the
     partial sort keeps the rightmost of tied columns, as numpy is free to)."""
@@ -291,7 +295,7 @@ def test_linear_top_impacts_equal_the_full_impact_matrix_with_ties(ties_to_the_r
         monkeypatch.setattr(np, "argpartition", rightmost)
     from scipy.special import expit
 
-    from credit.reasons import ColumnwiseModel, columnwise_impacts, linear_top_impacts, top_order
+    from credit.reasons import ColumnwiseModel, additive_top_impacts, columnwise_impacts, top_order
 
     rng = np.random.default_rng(1)
     k = 12
@@ -309,7 +313,7 @@ def test_linear_top_impacts_equal_the_full_impact_matrix_with_ties(ties_to_the_r
         link=expit,
     )
     base, impact = columnwise_impacts(model, X)
-    got = linear_top_impacts(model, X, top=3)
+    got = additive_top_impacts(model, X, top=3)
     assert got is not None
     pd_, order, chosen = got
     expected = top_order(impact, 3, 1e-6)
@@ -320,4 +324,4 @@ def test_linear_top_impacts_equal_the_full_impact_matrix_with_ties(ties_to_the_r
     assert reason[:50].all() and (order[:50] == [0, 1, 2]).all()  # the lowest tied columns
     from dataclasses import replace
 
-    assert linear_top_impacts(replace(model, link=lambda d: expit(2 * d)), X) is None
+    assert additive_top_impacts(replace(model, link=lambda d: expit(2 * d)), X) is None

@@ -1,0 +1,194 @@
+"""A gradient-boosted ensemble's reset-to-reference drops, from its trees' structure.
+
+Reason codes ask, for every customer and input feature ``j``: how much lower is the model's
+decision (raw score) with ``j``'s columns at their reference values? A boosted ensemble's
+decision is its baseline plus one leaf value per tree, and a tree whose splits never test ``j``
+gives the same leaf either way. So for each tree ``t`` and each feature ``j`` it tests, a copy
+of ``t`` is "rewired": every split on ``j``'s columns sends all rows to the child the reference
+value takes (both child pointers point there). That copy gives exactly ``t``'s leaf for the
+row with ``j`` reset, so
+
+    drop[i, j] = sum over trees t testing j of  t(x_i) - rewired_tj(x_i)
+
+is the decision drop of the reset, without building the ``n x k`` stacked reset rows.
+
+Each tree (at most :data:`MAX_TABLE_SPLITS` splits: the default grid's 7-leaf trees) is
+tabulated once: each combination of its split decisions gives its leaf value and, per tested
+feature, the rewired tree's. A row then costs one comparison per split and a table lookup.
+On the demo's 71 trees of 7 leaves, 330,000 customers take 0.5 s where re-predicting every
+stacked reset row took about 60 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Terms = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+#: Trees with at most this many splits are tabulated: every combination of their split
+#: decisions (2**splits of them) maps to the tree's leaf value and each tested feature's drop
+#: (at most 1,024 x 11 values a tree: about 9 MB for 100 trees). An ensemble with a larger
+#: tree keeps the stacked re-prediction of the resets that cross a split.
+MAX_TABLE_SPLITS = 10
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A small tree as lookup tables over its split decisions: ``pattern = sum of bit i << i``,
+    bit i set when the row goes left at split ``i`` (column ``column[i]``, ``value <=
+    threshold[i]``, NaN left when ``nan_left[i]``)."""
+
+    column: np.ndarray
+    threshold: np.ndarray
+    nan_left: np.ndarray
+    value: np.ndarray  # (2**splits,) the leaf value reached
+    features: np.ndarray  # the input features the tree tests
+    drop: np.ndarray  # (len(features), 2**splits): leaf value minus the rewired tree's
+
+
+def _directions(nodes: np.ndarray, at: np.ndarray, z_reference: np.ndarray) -> np.ndarray:
+    """Whether the reference goes left at split nodes ``at``, by the predictor's own rule: NaN
+    follows missing_go_to_left, any other value goes left when ``value <= threshold``."""
+    ref = z_reference[nodes["feature_idx"][at]]
+    return np.where(
+        np.isnan(ref), nodes["missing_go_to_left"][at] == 1, ref <= nodes["num_threshold"][at]
+    )
+
+
+def _leaves(nodes: np.ndarray, goes_left: np.ndarray) -> np.ndarray:
+    """The leaf value reached by every pattern, ``goes_left[node, pattern]`` deciding at each
+    split node."""
+    node = np.zeros(goes_left.shape[1], dtype=np.intp)
+    patterns = np.arange(goes_left.shape[1])
+    while not nodes["is_leaf"][node].all():
+        left = goes_left[node, patterns]
+        step = np.where(left, nodes["left"][node], nodes["right"][node]).astype(np.intp)
+        node = np.where(nodes["is_leaf"][node].astype(bool), node, step)
+    return nodes["value"][node].astype(np.float64)
+
+
+def _tabulate(nodes: np.ndarray, owner: np.ndarray, z_reference: np.ndarray) -> _Table:
+    split = np.flatnonzero(~nodes["is_leaf"].astype(bool))
+    patterns = np.arange(2 ** len(split))
+    goes_left = np.zeros((len(nodes), len(patterns)), dtype=bool)
+    goes_left[split] = (patterns[None, :] >> np.arange(len(split))[:, None]) & 1 == 1
+    value = _leaves(nodes, goes_left)
+    own = owner[nodes["feature_idx"][split]]
+    features = np.unique(own[own >= 0])
+    drop = np.empty((len(features), len(patterns)))
+    for row, j in enumerate(features.tolist()):
+        forced = goes_left.copy()
+        at = split[own == j]
+        forced[at] = _directions(nodes, at, z_reference)[:, None]
+        drop[row] = value - _leaves(nodes, forced)
+    return _Table(
+        column=nodes["feature_idx"][split].astype(np.intp),
+        threshold=nodes["num_threshold"][split].astype(np.float64),
+        nan_left=nodes["missing_go_to_left"][split] == 1,
+        value=value,
+        features=features,
+        drop=drop,
+    )
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """The tabulated trees' splits side by side, as ``(position, tree)`` arrays (a tree with
+    fewer splits padded with weight 0), so split position ``i`` of every tree is one numpy
+    step; their leaf values flattened (``value_at``: each tree's offset)."""
+
+    column: np.ndarray
+    threshold: np.ndarray
+    nan_left: np.ndarray
+    weight: np.ndarray  # 1 << position, 0 for padding (uint16: at most 16 splits a tree)
+    value: np.ndarray
+    value_at: np.ndarray
+
+
+def _pack(tables: Sequence[_Table]) -> _Packed:
+    shape = (max(len(t.column) for t in tables), len(tables))
+    column, weight = np.zeros(shape, dtype=np.intp), np.zeros(shape, dtype=np.uint16)
+    threshold, nan_left = np.zeros(shape), np.zeros(shape, dtype=bool)
+    for i, t in enumerate(tables):
+        m = len(t.column)
+        column[:m, i], threshold[:m, i], nan_left[:m, i] = t.column, t.threshold, t.nan_left
+        weight[:m, i] = 1 << np.arange(m, dtype=np.uint16)
+    sizes = [len(t.value) for t in tables]
+    return _Packed(
+        column=column,
+        threshold=threshold,
+        nan_left=nan_left,
+        weight=weight,
+        value=np.concatenate([t.value for t in tables]),
+        value_at=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp),
+    )
+
+
+def _packed_terms(
+    packed: _Packed, tables: Sequence[_Table], columns: np.ndarray, drop: np.ndarray
+) -> np.ndarray:
+    """Each tabulated tree's leaf value ``(trees, n)`` for ``columns`` (the rows' matrix
+    transposed, one row per column); their drops are added to ``drop`` ``(features, n)``."""
+    n = columns.shape[1]
+    missing = bool(np.isnan(columns).any())  # NaN needs its own rule (rare: imputed inputs)
+    pattern = np.zeros((packed.column.shape[1], n), dtype=np.uint16)
+    for column, threshold, nan_left, weight in zip(
+        packed.column, packed.threshold, packed.nan_left, packed.weight, strict=True
+    ):  # split position i of every tree at once: bit i of each tree's pattern
+        values = columns[column]  # (trees, n)
+        left = values <= threshold[:, None]
+        if missing:
+            left |= np.isnan(values) & nan_left[:, None]
+        pattern += left * weight[:, None]
+    for table, tree_pattern in zip(tables, pattern, strict=True):
+        rows = np.take(table.drop, tree_pattern, axis=1)
+        for j, row in zip(table.features.tolist(), rows, strict=True):
+            drop[j] += row
+    return packed.value[packed.value_at[:, None] + pattern]
+
+
+def boosted_reset_terms(
+    clf: Any, groups: Sequence[np.ndarray], z_reference: np.ndarray, *, block: int = 8192
+) -> Terms | None:
+    """For a fitted binary ``HistGradientBoostingClassifier``: ``Z -> (decision, drop)`` with
+    ``decision`` its raw score (``decision_function``: the same leaf values summed in the same
+    order) and ``drop[:, j]`` the decision drop when feature ``j`` (the columns ``groups[j]``)
+    is set to ``z_reference``; ``block`` rows at a time. None for an ensemble this does not
+    tabulate (a tree with more than :data:`MAX_TABLE_SPLITS` splits, categorical splits,
+    several trees per iteration)."""
+    if getattr(clf, "n_trees_per_iteration_", None) != 1 or not hasattr(clf, "_predictors"):
+        return None
+    owner = np.full(len(z_reference), -1, dtype=np.intp)  # input feature of each column
+    for j, cols in enumerate(groups):
+        owner[np.asarray(cols, dtype=np.intp)] = j
+    tables: list[_Table] = []
+    for (tree,) in clf._predictors:
+        nodes = tree.nodes
+        split = ~nodes["is_leaf"].astype(bool)
+        if nodes["is_categorical"][split].any() or split.sum() > MAX_TABLE_SPLITS:
+            return None
+        tables.append(_tabulate(nodes, owner, z_reference))
+    packed = _pack(tables) if tables else None
+    baseline = float(np.ravel(clf._baseline_prediction)[0])
+    k = len(groups)
+
+    def terms(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Z = np.asarray(Z, dtype=np.float64)
+        columns = np.ascontiguousarray(Z.T)  # one row per column: free for an F-order Z
+        decision = np.full(len(Z), baseline)
+        drop = np.zeros((k, len(Z)))  # feature-major: each feature's drops contiguous
+        if packed is None:
+            return decision, drop.T
+        for lo in range(0, len(Z), block):
+            hi = min(lo + block, len(Z))
+            leaves = _packed_terms(packed, tables, columns[:, lo:hi], drop[:, lo:hi])
+            for leaf in leaves:  # summed tree after tree, as the classifier adds them
+                decision[lo:hi] += leaf
+        return decision, drop.T
+
+    return terms
