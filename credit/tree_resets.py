@@ -12,8 +12,8 @@ row with ``j`` reset, so
 
 is the decision drop of the reset, without building the ``n x k`` stacked reset rows.
 
-Each tree (at most :data:`MAX_TABLE_SPLITS` splits: the default grid's 7-leaf trees) is
-tabulated once: each combination of its split decisions gives its leaf value and, per tested
+Each tree (at most :data:`MAX_TABLE_SPLITS` splits: the default grid's 7- and 15-leaf trees)
+is tabulated once: each combination of its split decisions gives its leaf value and, per tested
 feature, the rewired tree's. A row then costs one comparison per split and a table lookup.
 On the demo's 71 trees of 7 leaves, 330,000 customers take 0.5 s where re-predicting every
 stacked reset row took about 60 s.
@@ -32,9 +32,13 @@ Terms = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 #: Trees with at most this many splits are tabulated: every combination of their split
 #: decisions (2**splits of them) maps to the tree's leaf value and each tested feature's drop
-#: (at most 1,024 x 11 values a tree: about 9 MB for 100 trees). An ensemble with a larger
-#: tree keeps the stacked re-prediction of the resets that cross a split.
-MAX_TABLE_SPLITS = 10
+#: (the drops themselves up to :data:`DROP_TABLE_SPLITS` splits, beyond that the leaf the
+#: rewired tree reaches, one byte each). An ensemble with a larger tree, or whose tables would
+#: exceed :data:`MAX_TABLE_BYTES`, keeps the stacked re-prediction of the resets that cross a
+#: split.
+MAX_TABLE_SPLITS = 14
+DROP_TABLE_SPLITS = 10
+MAX_TABLE_BYTES = 48 * 2**20
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,14 @@ class _Table:
     nan_left: np.ndarray
     value: np.ndarray  # (2**splits,) the leaf value reached
     features: np.ndarray  # the input features the tree tests
-    drop: np.ndarray  # (len(features), 2**splits): leaf value minus the rewired tree's
+    drop: np.ndarray | None  # (len(features), 2**splits): leaf value minus the rewired tree's
+    rewired: np.ndarray | None  # or, for a larger tree, (len(features), 2**splits) uint8: the
+    leaf_value: np.ndarray | None  # leaf the rewired tree reaches, and the leaves' values
+
+    @property
+    def nbytes(self) -> int:
+        tables = (self.value, self.drop, self.rewired, self.leaf_value)
+        return sum(t.nbytes for t in tables if t is not None)
 
 
 def _directions(nodes: np.ndarray, at: np.ndarray, z_reference: np.ndarray) -> np.ndarray:
@@ -60,39 +71,70 @@ def _directions(nodes: np.ndarray, at: np.ndarray, z_reference: np.ndarray) -> n
     )
 
 
-def _leaves(nodes: np.ndarray, goes_left: np.ndarray) -> np.ndarray:
-    """The leaf value reached by every pattern, ``goes_left[node, pattern]`` deciding at each
-    split node."""
-    node = np.zeros(goes_left.shape[1], dtype=np.intp)
-    patterns = np.arange(goes_left.shape[1])
-    while not nodes["is_leaf"][node].all():
-        left = goes_left[node, patterns]
-        step = np.where(left, nodes["left"][node], nodes["right"][node]).astype(np.intp)
-        node = np.where(nodes["is_leaf"][node].astype(bool), node, step)
-    return nodes["value"][node].astype(np.float64)
+def _paths(nodes: np.ndarray) -> list[tuple[int, list[tuple[int, bool]]]]:
+    """Every leaf node with its path from the root: ``(split node, goes left)`` pairs."""
+    paths, stack = [], [(0, list[tuple[int, bool]]())]
+    while stack:
+        node, path = stack.pop()
+        if nodes["is_leaf"][node]:
+            paths.append((node, path))
+            continue
+        stack.append((int(nodes["left"][node]), [*path, (node, True)]))
+        stack.append((int(nodes["right"][node]), [*path, (node, False)]))
+    return paths
+
+
+def _reached(
+    paths: list[tuple[int, list[tuple[int, bool]]]],
+    position: dict[int, int],
+    splits: int,
+    forced: dict[int, bool],
+) -> np.ndarray:
+    """The leaf node each pattern of split decisions reaches (bit ``position[node]`` set: the
+    row goes left there), the ``forced`` split nodes sending every row one way."""
+    patterns = np.arange(2**splits)
+    reached = np.zeros(len(patterns), dtype=np.intp)
+    for leaf, path in paths:
+        mask = bits = 0
+        for node, left in path:
+            if node in forced:
+                if forced[node] != left:
+                    break  # this leaf is out of reach
+                continue
+            mask |= 1 << position[node]
+            bits |= int(left) << position[node]
+        else:
+            reached[(patterns & mask) == bits] = leaf
+    return reached
 
 
 def _tabulate(nodes: np.ndarray, owner: np.ndarray, z_reference: np.ndarray) -> _Table:
     split = np.flatnonzero(~nodes["is_leaf"].astype(bool))
-    patterns = np.arange(2 ** len(split))
-    goes_left = np.zeros((len(nodes), len(patterns)), dtype=bool)
-    goes_left[split] = (patterns[None, :] >> np.arange(len(split))[:, None]) & 1 == 1
-    value = _leaves(nodes, goes_left)
+    leaf_nodes = np.flatnonzero(nodes["is_leaf"].astype(bool))
+    values = nodes["value"].astype(np.float64)
+    index = np.zeros(len(nodes), dtype=np.uint8)  # leaf node -> its index in leaf_value
+    index[leaf_nodes] = np.arange(len(leaf_nodes))
+    paths, position = _paths(nodes), {int(node): i for i, node in enumerate(split.tolist())}
+    reached = _reached(paths, position, len(split), {})
     own = owner[nodes["feature_idx"][split]]
     features = np.unique(own[own >= 0])
-    drop = np.empty((len(features), len(patterns)))
+    compact = len(split) > DROP_TABLE_SPLITS
+    shape = (len(features), len(reached))
+    rewired = np.empty(shape, dtype=np.uint8 if compact else np.float64)
     for row, j in enumerate(features.tolist()):
-        forced = goes_left.copy()
         at = split[own == j]
-        forced[at] = _directions(nodes, at, z_reference)[:, None]
-        drop[row] = value - _leaves(nodes, forced)
+        forced = dict(zip(at.tolist(), _directions(nodes, at, z_reference).tolist(), strict=True))
+        leaf = _reached(paths, position, len(split), forced)
+        rewired[row] = index[leaf] if compact else values[reached] - values[leaf]
     return _Table(
         column=nodes["feature_idx"][split].astype(np.intp),
         threshold=nodes["num_threshold"][split].astype(np.float64),
         nan_left=nodes["missing_go_to_left"][split] == 1,
-        value=value,
+        value=values[reached],
         features=features,
-        drop=drop,
+        drop=None if compact else rewired,
+        rewired=rewired if compact else None,
+        leaf_value=values[leaf_nodes] if compact else None,
     )
 
 
@@ -145,11 +187,16 @@ def _packed_terms(
         if missing:
             left |= np.isnan(values) & nan_left[:, None]
         pattern += left * weight[:, None]
-    for table, tree_pattern in zip(tables, pattern, strict=True):
-        rows = np.take(table.drop, tree_pattern, axis=1)
+    value = packed.value[packed.value_at[:, None] + pattern]
+    for table, tree_pattern, tree_value in zip(tables, pattern, value, strict=True):
+        if table.drop is not None:
+            rows = np.take(table.drop, tree_pattern, axis=1)
+        else:  # the rewired trees' leaves: the drops are the same differences, made here
+            assert table.rewired is not None and table.leaf_value is not None
+            rows = tree_value - table.leaf_value[np.take(table.rewired, tree_pattern, axis=1)]
         for j, row in zip(table.features.tolist(), rows, strict=True):
             drop[j] += row
-    return packed.value[packed.value_at[:, None] + pattern]
+    return value
 
 
 def boosted_reset_terms(
@@ -159,8 +206,8 @@ def boosted_reset_terms(
     ``decision`` its raw score (``decision_function``: the same leaf values summed in the same
     order) and ``drop[:, j]`` the decision drop when feature ``j`` (the columns ``groups[j]``)
     is set to ``z_reference``; ``block`` rows at a time. None for an ensemble this does not
-    tabulate (a tree with more than :data:`MAX_TABLE_SPLITS` splits, categorical splits,
-    several trees per iteration)."""
+    tabulate (a tree with more than :data:`MAX_TABLE_SPLITS` splits, tables over
+    :data:`MAX_TABLE_BYTES`, categorical splits, several trees per iteration)."""
     if getattr(clf, "n_trees_per_iteration_", None) != 1 or not hasattr(clf, "_predictors"):
         return None
     owner = np.full(len(z_reference), -1, dtype=np.intp)  # input feature of each column
@@ -173,6 +220,8 @@ def boosted_reset_terms(
         if nodes["is_categorical"][split].any() or split.sum() > MAX_TABLE_SPLITS:
             return None
         tables.append(_tabulate(nodes, owner, z_reference))
+        if sum(t.nbytes for t in tables) > MAX_TABLE_BYTES:
+            return None
     packed = _pack(tables) if tables else None
     baseline = float(np.ravel(clf._baseline_prediction)[0])
     k = len(groups)

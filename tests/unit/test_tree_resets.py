@@ -24,18 +24,19 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("reference_missing", [False, True])
-@pytest.mark.parametrize(("leaves", "table_splits"), [(7, None), (15, 14)], ids=str)
+@pytest.mark.parametrize(("leaves", "drop_splits"), [(7, None), (15, None), (15, 14)], ids=str)
 def test_drops_are_the_decision_of_each_reset_row(
-    reference_missing, leaves, table_splits, monkeypatch
+    reference_missing, leaves, drop_splits, monkeypatch
 ):
     """Per row and feature (one feature owning two columns), ``decision - drop`` is the
     classifier's own decision on the row with that feature's columns at the reference, NaN
     references included; ``decision`` is its decision_function bit for bit, in one block of
-    rows or many."""
+    rows or many; drop tables and rewired-leaf tables alike (15 leaves: 14 splits, over
+    DROP_TABLE_SPLITS by default)."""
     import credit.tree_resets
 
-    if table_splits is not None:
-        monkeypatch.setattr(credit.tree_resets, "MAX_TABLE_SPLITS", table_splits)
+    if drop_splits is not None:
+        monkeypatch.setattr(credit.tree_resets, "DROP_TABLE_SPLITS", drop_splits)
     Z, y = _data()
     clf = HistGradientBoostingClassifier(max_iter=25, max_leaf_nodes=leaves, random_state=0).fit(
         Z, y
@@ -59,17 +60,24 @@ def test_drops_are_the_decision_of_each_reset_row(
     np.testing.assert_allclose(blocks(Z)[1], drop, rtol=0, atol=1e-15)
 
 
-def test_trees_too_large_to_tabulate_keep_the_stacked_path():
-    """An ensemble with a tree of more splits than tabulated gives no terms, and the served
-    model keeps re-predicting the resets that cross a split (the same impacts, slower)."""
+def test_trees_too_large_to_tabulate_keep_the_stacked_path(monkeypatch):
+    """An ensemble with a tree of more splits than tabulated, or whose tables would take too
+    much memory, gives no terms, and the served model keeps re-predicting the resets that
+    cross a split (the same impacts, slower)."""
+    import credit.tree_resets
     from tests.unit.test_reasons import _fitted
 
     Z, y = _data(2)
-    clf = HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=15, random_state=0).fit(Z, y)
-    assert boosted_reset_terms(clf, [np.array([c]) for c in range(6)], np.zeros(6)) is None
+    groups = [np.array([c]) for c in range(6)]
+    clf = HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=31, random_state=0).fit(Z, y)
+    assert boosted_reset_terms(clf, groups, np.zeros(6)) is None
+    small = HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=7, random_state=0).fit(Z, y)
+    assert boosted_reset_terms(small, groups, np.zeros(6)) is not None
+    monkeypatch.setattr(credit.tree_resets, "MAX_TABLE_BYTES", 1_000)
+    assert boosted_reset_terms(small, groups, np.zeros(6)) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(credit.tree_resets, "MAX_TABLE_SPLITS", 2)  # the served trees: larger
     model, X = _fitted("hist_gb")
-    model.estimator_.named_steps["clf"].set_params(max_leaf_nodes=15)
-    model.estimator_.fit(X, model.estimator_.predict(X))
     view = model._columnwise()
     assert view is not None and view.terms is None and view.thresholds is not None
 
