@@ -36,8 +36,11 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 @pytest.fixture
 def no_api_url(monkeypatch):
-    """Prefect would start a temporary server: no API URL anywhere it looks."""
+    """Prefect would start a temporary server: no API URL anywhere it looks, and none running
+    (an earlier test of this worker may have left Prefect's own: it is stopped, as Prefect
+    stops it at exit, and the next flow starts another)."""
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    SubprocessASGIServer().stop()
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         yield
     monkeypatch.setattr(early_server, "_server", None)
