@@ -24,12 +24,12 @@ summary (``as_of``, ``model_version``, ``score_psi``, ``max_feature_psi``, ``fea
 from __future__ import annotations
 
 if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
-    from tasks import early_server
+    from tasks import early_server, quick_exit
 
+    quick_exit.install()  # first: its exit handler runs last
     early_server.start()
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -565,4 +565,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    sys.exit(main())
+    quick_exit.finish(main())  # imported with early_server above

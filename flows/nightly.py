@@ -25,13 +25,13 @@ The last stdout line is the JSON summary; a failure exits non-zero with one clea
 from __future__ import annotations
 
 if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
-    from tasks import early_server
+    from tasks import early_server, quick_exit
 
+    quick_exit.install()  # first: its exit handler runs last
     early_server.start()
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -409,4 +409,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    quick_exit.finish(main())  # imported with early_server above

@@ -13,13 +13,13 @@ sequence serves both: train x N -> evaluate x N -> register -> promote -> model 
 from __future__ import annotations
 
 if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
-    from tasks import early_server
+    from tasks import early_server, quick_exit
 
+    quick_exit.install()  # first: its exit handler runs last
     early_server.start()
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -157,4 +157,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    sys.exit(main())
+    quick_exit.finish(main())  # imported with early_server above

@@ -17,11 +17,11 @@ distribution tables are the same however the parts were grouped or where they ra
 from __future__ import annotations
 
 if __name__ == "__main__":  # Prefect's temporary server boots while the imports below run
-    from tasks import early_server
+    from tasks import early_server, quick_exit
 
+    quick_exit.install()  # first: its exit handler runs last
     early_server.start()
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -272,4 +272,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    quick_exit.finish(main())  # imported with early_server above
