@@ -232,9 +232,10 @@ def columnwise_impacts(
     structure: X is transformed once and the reset rows are built in the transformed space.
 
     Linear and additive heads (``linear``, ``terms``): every reset decision is the decision
-    minus that feature's drop, then the link. Other heads: the reset rows go to the head in one stacked call per ``chunk_rows`` rows; with
-    split ``thresholds`` only the (customer, feature) pairs whose reset moves some column across
-    a split threshold (the others' impact is exactly 0: every tree takes the same path).
+    minus that feature's drop, then the link. Other heads: the reset rows go to the head in one
+    stacked call per ``chunk_rows`` rows; with split ``thresholds`` only the (customer, feature)
+    pairs whose reset moves some column across a split threshold (the others' impact is
+    exactly 0: every tree takes the same path).
     """
     Z = model.transform(X)
     n, k = len(Z), len(model.groups)

@@ -363,9 +363,7 @@ def columnwise_view(
         if calibrator is not None and response is None:
             return None
         linear = (clf.coef_[0].astype(float), float(clf.intercept_[0]))
-    elif isinstance(clf, HistGradientBoostingClassifier) and (
-        calibrator is None or response is not None
-    ):  # PD = expit(raw score), or the calibrator of decision_function (the raw score)
+    elif isinstance(clf, HistGradientBoostingClassifier):  # PD: expit or calibrator of the raw
         terms = boosted_reset_terms(clf, column_groups, z_reference)
     thresholds = None if terms is not None else _split_thresholds(clf, len(z_ref))
     additive = linear is not None or terms is not None
