@@ -334,34 +334,42 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         out = np.empty((len(X), width), dtype=np.float64, order="F")  # written, read by column
         for name, pipe, columns in ct.transformers_:
             if name == "num":
-                out[:, ct.output_indices_[name]] = _numeric_block(pipe, X, list(columns))
+                _numeric_block(pipe, X, list(columns), out[:, ct.output_indices_[name]])
             elif name == "cat":
                 out[:, ct.output_indices_[name]] = _onehot_block(pipe, X, list(columns))
         return out
 
 
-def _numeric_block(pipe: Pipeline, X: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The numeric pipeline (signed log, median imputation with indicators, scaling)."""
+def _numeric_block(pipe: Pipeline, X: pd.DataFrame, columns: list[str], out: np.ndarray) -> None:
+    """The numeric pipeline (signed log, median imputation with indicators, scaling), written
+    column by column into ``out`` (a column-major view: each column contiguous)."""
     steps = pipe.named_steps
-    values = np.empty((len(X), len(columns)), dtype=np.float64, order="F")  # column writes
+    m = len(columns)
+    values = out[:, :m]
     for i, c in enumerate(columns):
         values[:, i] = X[c].to_numpy(dtype=np.float64, na_value=np.nan)
-    logged = steps["log"].log_columns_
-    values = steps["log"].clip(values)
-    values[:, logged] = signed_log1p(values[:, logged])
+    log = steps["log"]
+    low, high = getattr(log, "low_", None), getattr(log, "high_", None)
+    if low is not None and high is not None:
+        np.clip(values, low, high, out=values)
+    scratch = np.empty(len(X))
+    for i in np.flatnonzero(log.log_columns_).tolist():  # signed_log1p, in place
+        column = values[:, i]
+        np.log1p(np.abs(column, out=scratch), out=scratch)
+        np.sign(column, out=column)
+        column *= scratch
     imputer = steps["impute"]
     missing = np.isnan(values)
     fill = np.nan_to_num(imputer.statistics_.astype(np.float64), nan=0.0)
-    values = np.where(missing, fill, values)
+    np.copyto(values, np.broadcast_to(fill, values.shape), where=missing)
     if imputer.indicator_ is not None:
-        values = np.hstack([values, missing[:, imputer.indicator_.features_].astype(np.float64)])
+        out[:, m:] = missing[:, imputer.indicator_.features_]
     scaler = steps.get("scale")
     if scaler is not None:
         if scaler.with_mean:
-            values -= scaler.mean_
+            out -= scaler.mean_
         if scaler.with_std:
-            values /= scaler.scale_
-    return values
+            out /= scaler.scale_
 
 
 def _onehot_block(pipe: Pipeline, X: pd.DataFrame, columns: list[str]) -> np.ndarray:
