@@ -214,13 +214,15 @@ def boosted_reset_terms(
     for j, cols in enumerate(groups):
         owner[np.asarray(cols, dtype=np.intp)] = j
     tables: list[_Table] = []
+    size = 0
     for (tree,) in clf._predictors:
         nodes = tree.nodes
         split = ~nodes["is_leaf"].astype(bool)
         if nodes["is_categorical"][split].any() or split.sum() > MAX_TABLE_SPLITS:
             return None
         tables.append(_tabulate(nodes, owner, z_reference))
-        if sum(t.nbytes for t in tables) > MAX_TABLE_BYTES:
+        size += tables[-1].nbytes
+        if size > MAX_TABLE_BYTES:
             return None
     packed = _pack(tables) if tables else None
     baseline = float(np.ravel(clf._baseline_prediction)[0])
