@@ -442,7 +442,15 @@ def _permuted_aucs(
     model, X: pd.DataFrame, y: np.ndarray, block: list, perms: list[np.ndarray]
 ) -> np.ndarray:
     """ROC-AUC of every (column of ``block``, permutation) copy of ``X``: one ``predict_proba``
-    call on the stacked copies; shape ``(len(block), len(perms))``."""
+    call on the stacked copies; shape ``(len(block), len(perms))``.
+
+    A model with a columnwise view (:meth:`credit.scoring.CreditRiskModel.transformed`) is
+    transformed once: shuffling an input column shuffles only its own transformed columns, so the
+    copies are built in the transformed space and only the head sees them (the same numbers
+    without a preprocessing pass over every copy)."""
+    parts = model.transformed(X) if hasattr(model, "transformed") else None
+    if parts is not None:
+        return _permuted_aucs_transformed(model, X, *parts, y, block, perms)
     n, columns = len(X), list(X.columns)
     copies = len(block) * len(perms)
     data = {}
@@ -458,6 +466,43 @@ def _permuted_aucs(
     batch = pd.DataFrame(data, columns=columns)
     probs = model.predict_proba(batch)[:, 1].reshape(copies, n)
     return auc_rows(y, probs).reshape(len(block), len(perms))
+
+
+def _permuted_aucs_transformed(
+    model,
+    X: pd.DataFrame,
+    view,
+    Z: np.ndarray,
+    y: np.ndarray,
+    block: list,
+    perms: list[np.ndarray],
+    *,
+    max_rows: int = 65_536,
+) -> np.ndarray:
+    """:func:`_permuted_aucs` in the transformed space of ``view``: each (column, permutation)
+    copy is ``Z`` with that column's group of transformed columns shuffled; the copies go to the
+    head in stacked calls of at most ``max_rows`` rows (and at least one column). A column the
+    model does not use scores the AUC of ``X`` itself, by the same call as the baseline's."""
+    n = len(Z)
+    groups = dict(zip(model.reference_, view.groups, strict=True))
+    out = np.empty((len(block), len(perms)))
+    used = [b for b, col in enumerate(block) if col in groups and len(groups[col])]
+    if len(used) < len(block):
+        unshuffled = roc_auc_score(y, model.predict_proba(X)[:, 1])  # the baseline's call
+        out[[b for b in range(len(block)) if b not in set(used)]] = unshuffled
+    per_call = max(1, max_rows // max(n * len(perms), 1))
+    with single_threaded():
+        for start in range(0, len(used), per_call):
+            chosen = used[start : start + per_call]
+            stacked = np.tile(Z, (len(chosen) * len(perms), 1))
+            for i, b in enumerate(chosen):
+                g = groups[block[b]]
+                for r, perm in enumerate(perms):
+                    k = i * len(perms) + r
+                    stacked[k * n : (k + 1) * n, g] = Z[perm][:, g]
+            probs = np.asarray(view.head(stacked), dtype=float).reshape(-1, n)
+            out[chosen] = auc_rows(y, probs).reshape(len(chosen), len(perms))
+    return out
 
 
 def permutation_importance_auc(

@@ -71,22 +71,6 @@ def single_threaded():
     return _CONTROLLER.limit(limits=1)
 
 
-def warm_worker(modules: Sequence[str] = ()) -> int:
-    """Import the fitting code (and ``modules``) in a joblib worker; returns its pid.
-
-    loky measures a worker's reference memory after its first task and replaces the worker
-    when it later grows by 300 MB ("memory leak"); importing pandas, scikit-learn and
-    optbinning (cvxpy, ortools) in the first real fit crossed that and restarted workers
-    mid-search, each restart paying the imports again. Run as the first task, it puts the
-    imports inside the reference."""
-    import importlib
-
-    for name in ("credit.preprocess", "sklearn.ensemble", *modules):
-        importlib.import_module(name)
-    time.sleep(0.2)  # so that each idle worker takes one warm-up task
-    return os.getpid()
-
-
 def load_grids(path: Path | None = None) -> dict[str, Any]:
     """Read the grids config: ``{"search": {...}, "logreg": {...}, ...}`` (lists of values)."""
     with open(path or GRIDS_PATH, "rb") as fh:

@@ -299,6 +299,18 @@ class CreditRiskModel(ClassifierMixin, BaseEstimator):
             lambda batch: self.estimator_.predict_proba(batch)[:, 1], Xa, self.reference_, top=top
         )
 
+    def transformed(self, X: pd.DataFrame) -> tuple[ColumnwiseModel, np.ndarray] | None:
+        """``(view, Z)``: this model as a columnwise transform + head
+        (:class:`credit.reasons.ColumnwiseModel`) and ``X`` aligned and transformed once by it,
+        so that ``view.head(Z)`` is the PD; None when the estimator's structure is not one the
+        view knows."""
+        check_is_fitted(self, "estimator_")
+        view = self._columnwise()
+        if view is None:
+            return None
+        with single_threaded():
+            return view, view.transform(self._align(X))
+
     def _columnwise(self) -> ColumnwiseModel | None:
         """The estimator as transform + head (:class:`credit.reasons.ColumnwiseModel`), built
         once per fitted estimator; None when its structure is not one this knows."""

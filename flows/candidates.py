@@ -26,7 +26,7 @@ import pandas as pd
 
 from credit.csvsafe import write_csv
 from credit.label import split_customers
-from credit.models import load_grids, warm_worker
+from credit.models import load_grids
 from credit.training import (
     CandidateOutcome,
     Split,
@@ -34,6 +34,7 @@ from credit.training import (
     select_best,
     stratified_sample,
 )
+from credit.worker_start import warm_worker
 from flows.config import RetrainConfig
 from tasks.features import content_key
 from tasks.lifecycle import install_worker_reaper
@@ -69,7 +70,8 @@ def shared_pool(
     it here, from one thread, also avoids joblib's race when several threads create it at once
     (``'MemmappingExecutor' object has no attribute '_temp_folder_manager'``). With a Dask
     cluster the fits go there and nothing is started. Each worker first imports the fitting
-    code and ``preload`` (:func:`credit.models.warm_worker`), so loky's leak check does not
+    code and ``preload`` (:func:`credit.worker_start.warm_worker`, which also lowers the
+    worker's priority), so loky's leak check does not
     restart it when the first fit imports them.
     """
     n = n_jobs or os.cpu_count() or 1

@@ -188,6 +188,52 @@ def test_batched_permutation_importance_matches_sklearn(split):
     pd.testing.assert_frame_equal(pooled, ours, check_exact=False, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("name", "encoding", "method"),
+    [
+        ("logreg", "onehot", None),
+        ("logreg", "onehot", "sigmoid"),
+        ("logreg", "woe", "isotonic"),
+        ("hist_gb", "onehot", None),
+        ("random_forest", "onehot", "sigmoid"),
+    ],
+)
+def test_permutation_importance_in_the_transformed_space_is_sklearns(split, name, encoding, method):
+    """A CreditRiskModel is transformed once and its copies shuffled in the transformed space
+    (issue 16: the cold retrain's importance paid a preprocessing pass per copy); the numbers are
+    sklearn's ``permutation_importance`` through the model's own ``predict_proba``. A column
+    the model does not use drops exactly 0."""
+    from sklearn.inspection import permutation_importance
+
+    from credit.evaluate import permutation_importance_auc
+    from credit.scoring import CreditRiskModel
+
+    X_train, X_test, y_train, y_test = split
+    X_train, X_test = X_train.copy(), X_test.copy()
+    X_train.iloc[::7, 0] = np.nan  # missing values: an indicator column joins the group
+    X_test.iloc[::5, 0] = np.nan
+    num, cat = split_columns(X_train)
+    pipe = build_pipeline(name, num, cat).set_params(prep__encoding=encoding)
+    if "random_state" in pipe.named_steps["clf"].get_params():
+        pipe.set_params(clf__random_state=0)
+    if method is not None:
+        pipe = CalibratedClassifierCV(pipe, method=method, cv=3, ensemble=False)
+    model = CreditRiskModel.from_search(pipe.fit(X_train, y_train), X_train, y_train, 0.5)
+    assert model.transformed(X_test) is not None  # the transformed-space path runs
+    X_extra = X_test.assign(unused=np.arange(len(X_test), dtype=float))
+    ours = permutation_importance_auc(model, X_extra, y_test, n_repeats=3, seed=4, n_jobs=2)
+    ref = permutation_importance(
+        model, X_extra, y_test, scoring="roc_auc", n_repeats=3, random_state=4
+    )
+    got = ours.set_index("feature")
+    expected = pd.Series(ref.importances_mean, index=X_extra.columns)[got.index]
+    expected_std = pd.Series(ref.importances_std, index=X_extra.columns)[got.index]
+    np.testing.assert_allclose(got["importance_mean"], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["importance_std"], expected_std, rtol=0, atol=1e-12)
+    assert got.loc["unused", "importance_mean"] == 0.0
+    assert (got["importance_mean"] != 0).sum() > 3
+
+
 def test_auc_rows_matches_roc_auc_score_with_ties():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)
