@@ -17,6 +17,7 @@ if __name__ == "__main__" and "--no-serve" in sys.argv[1:]:  # the process that 
     from tasks import early_server  # its temporary Prefect server boots during the imports
 
     early_server.start()
+    import scipy.special  # noqa: F401  # before the rest: see registry.artifacts.serialise
 
 import argparse
 import json

@@ -29,6 +29,7 @@ if __name__ == "__main__":  # Prefect's temporary server boots while the imports
 
     quick_exit.install()  # first: its exit handler runs last
     early_server.start()
+    import scipy.special  # noqa: F401  # before the rest: see registry.artifacts.serialise
 
 import os
 import shutil

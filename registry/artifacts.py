@@ -70,8 +70,13 @@ DENIED_NAMES = frozenset(
 
 
 def serialise(model: object) -> bytes:
-    """The skops bytes of ``model`` (no pickle); :class:`RegistryError` if skops cannot."""
-    import skops.io as sio  # lazy: importing skops pulls in scikit-learn (~1.5 s)
+    """The skops bytes of ``model`` (no pickle); :class:`RegistryError` if skops cannot.
+
+    Importing skops names every SciPy ufunc by scanning ``sys.modules`` in import order up to
+    the first module that holds it, so its cost depends on what came before ``scipy.special``:
+    1.0 s after the retrain's imports, 0.55 s when ``scipy.special`` was imported first, as
+    the flow commands do (``python -m flows.retrain`` and its peers, before their imports)."""
+    import skops.io as sio  # lazy: importing skops pulls in scikit-learn
 
     try:
         return sio.dumps(model)
