@@ -146,6 +146,29 @@ def _fit_binning(
     return out
 
 
+class _Framed:
+    """The frame argument of the cached binning, with a one-line ``repr``. joblib hashes the
+    contents for the cache key, but also writes ``repr`` of every argument beside each entry, and
+    warns ("Persisting input arguments took 1.08s") when that is slow, as a frame of a few
+    thousand rows can be on a loaded machine."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def __repr__(self) -> str:
+        rows, columns = self.frame.shape
+        return f"<DataFrame of {rows} rows x {columns} columns>"
+
+
+def _fit_framed_binning(
+    framed: _Framed, event: np.ndarray, kinds: dict[str, str], **params: Any
+) -> dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+    """:func:`_fit_binning` of ``framed.frame``: the function the joblib Memory caches."""
+    return _fit_binning(framed.frame, event, kinds, **params)
+
+
 def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
@@ -236,11 +259,11 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             Scorecard.from_toml() if self.scorecard is None else Scorecard.from_dict(self.scorecard)
         ).to_dict()
         data = self._prepare(frame, fitting=True)
-        binning = _fit_binning
+        binning = _fit_framed_binning
         if self.memory is not None:  # grid points that change no binning setting reuse it
-            binning = check_memory(self.memory).cache(_fit_binning)
+            binning = check_memory(self.memory).cache(_fit_framed_binning)
         fitted = binning(
-            data,
+            _Framed(data),
             event,
             self.kinds_,
             special_codes=list(self.special_codes) if self.special_codes else None,

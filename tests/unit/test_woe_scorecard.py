@@ -172,6 +172,28 @@ def test_dummy_coding_scores_the_sum_of_its_points_and_caches_the_binning(german
         WoEScorecard(coding="onehot").fit(X, y)
 
 
+def test_cached_binning_keys_on_the_frames_contents_and_records_a_one_line_repr(
+    german, tmp_path
+) -> None:
+    """joblib writes ``repr`` of each argument beside a cache entry and warns when that takes
+    over 0.5 s ("Persisting input arguments took 1.08s", seen in CI on a loaded machine): the
+    frame's repr is one line; its contents still make the key (equal frames hit, a changed one
+    misses)."""
+    import json
+
+    X, y = german
+    WoEScorecard(coding="dummy", C=0.1, memory=str(tmp_path)).fit(X, y)
+    WoEScorecard(coding="dummy", C=1.0, memory=str(tmp_path)).fit(X.copy(), y)
+    changed = X.copy()
+    changed.iloc[0, 0] = changed.iloc[1, 0]
+    WoEScorecard(coding="dummy", C=0.1, memory=str(tmp_path)).fit(changed, y)
+    entries = sorted(tmp_path.rglob("metadata.json"))
+    assert len(entries) == 2  # the copy hit the first entry, the changed frame did not
+    for entry in entries:
+        args = json.loads(entry.read_text())["input_args"]
+        assert args["framed"] == f"<DataFrame of {len(X)} rows x {X.shape[1]} columns>"
+
+
 def test_woe_prior_rows_shrinks_small_bins_only() -> None:
     """The m-estimate: a 30-row bin's WoE moves towards 0, a 600-row bin's barely, an empty
     bin stays 0; with 0 prior rows the raw WoE (optbinning's) comes back."""
