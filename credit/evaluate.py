@@ -487,9 +487,9 @@ def _permuted_aucs_transformed(
     groups = dict(zip(model.reference_, view.groups, strict=True))
     out = np.empty((len(block), len(perms)))
     used = [b for b, col in enumerate(block) if col in groups and len(groups[col])]
-    if len(used) < len(block):
-        unshuffled = roc_auc_score(y, model.predict_proba(X)[:, 1])  # the baseline's call
-        out[[b for b in range(len(block)) if b not in set(used)]] = unshuffled
+    unused = sorted(set(range(len(block))) - set(used))
+    if unused:
+        out[unused] = roc_auc_score(y, model.predict_proba(X)[:, 1])  # the baseline's call
     per_call = max(1, max_rows // max(n * len(perms), 1))
     with single_threaded():
         for start in range(0, len(used), per_call):
@@ -499,7 +499,7 @@ def _permuted_aucs_transformed(
                 g = groups[block[b]]
                 for r, perm in enumerate(perms):
                     k = i * len(perms) + r
-                    stacked[k * n : (k + 1) * n, g] = Z[perm][:, g]
+                    stacked[k * n : (k + 1) * n, g] = Z[np.ix_(perm, g)]
             probs = np.asarray(view.head(stacked), dtype=float).reshape(-1, n)
             out[chosen] = auc_rows(y, probs).reshape(len(chosen), len(perms))
     return out
