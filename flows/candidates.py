@@ -69,10 +69,9 @@ def shared_pool(
     grid searches queue their fits on the same workers instead of each starting its own. Starting
     it here, from one thread, also avoids joblib's race when several threads create it at once
     (``'MemmappingExecutor' object has no attribute '_temp_folder_manager'``). With a Dask
-    cluster the fits go there and nothing is started. Each worker first imports the fitting
-    code and ``preload`` (:func:`credit.worker_start.warm_worker`, which also lowers the
-    worker's priority), so loky's leak check does not
-    restart it when the first fit imports them.
+    cluster the fits go there and nothing is started. Each worker first lowers its priority,
+    then imports the fitting code and ``preload`` (:func:`credit.worker_start.warm_worker`), so
+    loky's leak check does not restart it when the first fit imports them.
     """
     n = n_jobs or os.cpu_count() or 1
     install_worker_reaper()  # workers exit when this process dies, even by kill -9
