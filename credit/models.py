@@ -34,7 +34,8 @@ import shutil
 import tempfile
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from joblib.parallel import LokyBackend, get_active_backend
+from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -50,7 +53,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
 from credit.preprocess import TabularPreprocessor
-from credit.woe_scorecard import WoEScorecard
+from credit.woe_scorecard import BINNING_PARAMS, WoEScorecard
 
 CANDIDATES = ("logreg", "random_forest", "hist_gb", "scorecard")
 GRIDS_PATH = Path(__file__).with_name("grids.toml")
@@ -230,6 +233,38 @@ def tidy_cv_results(cv_results: dict[str, Any], param_names: Sequence[str]) -> p
     return table.sort_values(["rank", "mean_fit_seconds"], kind="stable").reset_index(drop=True)
 
 
+@contextlib.contextmanager
+def _refit_binning_ahead(
+    pipeline: Pipeline, grid: dict[str, list], X: pd.DataFrame, y: pd.Series, n_jobs: int
+) -> Iterator[None]:
+    """While the block runs the folds, bin the refit's rows (all of ``X``) on a pool worker.
+
+    Only for a scorecard with a binning cache and a grid that changes no binning setting: the
+    refit then finds its binning in the cache instead of computing it, alone, after the last
+    fold. The block's exit waits for that binning (it ran beside the folds, on the same
+    pool); with one job it is skipped (it would only run before the folds instead of after),
+    and so it is under another joblib backend (a Dask cluster: the cache is a local folder)."""
+    clf = pipeline.named_steps.get("clf")
+    tuned = {key.split("__", 1)[1] for key in grid if key.startswith("clf__")}
+    if (
+        n_jobs < 2
+        or not isinstance(get_active_backend()[0], LokyBackend)  # this process's own pool
+        or not isinstance(clf, WoEScorecard)
+        or clf.memory is None
+        or tuned & BINNING_PARAMS
+    ):
+        yield
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="refit-binning") as ahead:
+        done = ahead.submit(
+            lambda: joblib.Parallel(n_jobs=n_jobs)([joblib.delayed(clf.bin_into_memory)(X, y)])
+        )
+        try:
+            yield
+        finally:
+            wait([done])  # a failure here only means the refit bins for itself
+
+
 def search_candidate(
     name: str,
     X: pd.DataFrame,
@@ -268,28 +303,31 @@ def search_candidate(
     cache = tempfile.mkdtemp(prefix="bati-prep-") if memory else None
     if memory:
         pipeline.set_params(**{memory: joblib.Memory(cache, verbose=0)})
+    n_jobs = n_jobs or os.cpu_count() or 1
     search = GridSearchCV(
         pipeline,
         param_grid={k: list(v) for k, v in grid.items()},
         scoring=OOFRecordingAUC(folder, list(grid)) if folder else scoring,
         cv=StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed),
-        n_jobs=n_jobs or os.cpu_count(),
-        refit=True,
+        n_jobs=n_jobs,
+        refit=False,  # below, as GridSearchCV would, once the refit's binning is cached
         error_score="raise",
     )
     start = time.perf_counter()
     try:
         # Parallelism comes from the CV folds (loky workers already run single-threaded); the
         # refit in this process is kept single-threaded too.
-        with single_threaded():
+        with _refit_binning_ahead(pipeline, grid, X, y, n_jobs), single_threaded():
             search.fit(X, y)
+        with single_threaded():
+            best = clone(pipeline).set_params(**clone(search.best_params_, safe=False))
+            best.fit(X, y)
         oof = collect_oof(folder, search.best_params_, list(grid), X) if folder else None
     finally:
         for path in (folder, cache):
             if path:
                 shutil.rmtree(path, ignore_errors=True)
     seconds = time.perf_counter() - start
-    best = search.best_estimator_
     if memory:
         best.set_params(**{memory: None})  # the model travels without the (deleted) cache
     return SearchResult(

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, check_memory
@@ -96,6 +96,12 @@ def _woe_iv(
 
 
 CODINGS = ("woe", "dummy")
+#: The parameters the binning depends on; the others (``coding``, ``C``, ``min_iv``, ...) act
+#: after it, so fits that differ only in those share one binning (``memory``).
+BINNING_PARAMS = frozenset(
+    {"numeric", "categorical", "monotonic_trend", "max_n_prebins", "min_prebin_size",
+     "min_bin_size", "max_n_bins", "special_codes"}
+)  # fmt: skip
 
 
 def _fit_binning(
@@ -259,20 +265,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             Scorecard.from_toml() if self.scorecard is None else Scorecard.from_dict(self.scorecard)
         ).to_dict()
         data = self._prepare(frame, fitting=True)
-        binning = _fit_framed_binning
-        if self.memory is not None:  # grid points that change no binning setting reuse it
-            binning = check_memory(self.memory).cache(_fit_framed_binning)
-        fitted = binning(
-            _Framed(data),
-            event,
-            self.kinds_,
-            special_codes=list(self.special_codes) if self.special_codes else None,
-            monotonic_trend=self.monotonic_trend,
-            max_n_prebins=self.max_n_prebins,
-            min_prebin_size=self.min_prebin_size,
-            min_bin_size=self.min_bin_size,
-            max_n_bins=self.max_n_bins,
-        )
+        fitted = self._binning(data, event)
         self.bins_ = {
             c: self._finish(dict(spec), n_event, n_nonevent, self.woe_prior_rows)
             for c, (spec, n_event, n_nonevent) in fitted.items()
@@ -296,6 +289,38 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             for c, t in self.terms_.items()
         }
         return self
+
+    def _binning(
+        self, data: pd.DataFrame, event: np.ndarray
+    ) -> dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+        """The binning of the prepared ``data`` (through ``memory`` when set: grid points that
+        change no binning setting reuse it)."""
+        binning = _fit_framed_binning
+        if self.memory is not None:
+            binning = check_memory(self.memory).cache(_fit_framed_binning)
+        return binning(
+            _Framed(data),
+            event,
+            self.kinds_,
+            special_codes=list(self.special_codes) if self.special_codes else None,
+            monotonic_trend=self.monotonic_trend,
+            max_n_prebins=self.max_n_prebins,
+            min_prebin_size=self.min_prebin_size,
+            min_bin_size=self.min_bin_size,
+            max_n_bins=self.max_n_bins,
+        )
+
+    def bin_into_memory(self, X: pd.DataFrame | np.ndarray, y: pd.Series | np.ndarray) -> None:
+        """Run the binning that ``fit(X, y)`` runs, into ``memory``, leaving this estimator
+        unfitted: a later fit of the same rows with the same binning settings (whatever
+        ``coding``, ``C``, ``min_iv``, ``max_corr``) finds it there. Lets a grid search bin
+        the refit's rows on an idle core while its folds are still being fitted."""
+        if self.memory is None:
+            raise ValueError("bin_into_memory needs a memory to bin into")
+        probe = clone(self)
+        frame = validate_frame(probe, X, reset=True)
+        event, _ = binary_target(y, len(frame), type(self).__name__)
+        probe._binning(probe._prepare(frame, fitting=True), event)
 
     def _fit_woe(
         self, data: pd.DataFrame, event: np.ndarray

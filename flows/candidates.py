@@ -16,8 +16,9 @@ the chosen candidate only, and the EDA report is written while the searches run
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,6 +37,7 @@ from credit.training import (
 )
 from credit.worker_start import warm_worker
 from flows.config import RetrainConfig
+from tasks import early_server
 from tasks.features import content_key
 from tasks.lifecycle import install_worker_reaper
 from tasks.train import evaluate, importance, train
@@ -90,6 +92,33 @@ def pool_preload(candidates: Sequence[str]) -> tuple[str, ...]:
 def warm_pool(config: RetrainConfig) -> int:
     """Start the run's worker pool ahead of the flow (while its Prefect server boots)."""
     return shared_pool(config.n_jobs, config.dask_address, pool_preload(config.candidates))
+
+
+def _build_transaction_schemas() -> None:
+    """Build the pandera schemas of the transaction models (built on first use, once)."""
+    from schemas.transactions import CleanTransactionsSchema, TransactionsSchema
+
+    TransactionsSchema.to_schema()
+    CleanTransactionsSchema.to_schema()
+
+
+def main_preloads(candidates: Sequence[str]) -> list[Callable[[], object]]:
+    """What this process would otherwise load in the middle of the run, in the order the run
+    needs it: the transaction schemas (pandera builds them at the first validation, importing
+    its typing modules), the scorecard's binning (its refit), the registry and skops (the
+    registration). Imports only: running them early changes no result."""
+    modules = [*(("optbinning",) if "scorecard" in candidates else ()), "registry", "skops.io"]
+    return [_build_transaction_schemas] + [
+        lambda name=name: importlib.import_module(name) for name in modules
+    ]
+
+
+def warm_retrain(config: RetrainConfig) -> int:
+    """Start the worker pool, then, while a temporary Prefect server started with the command
+    still boots, load what the run will need (:func:`main_preloads`). Returns the pool size."""
+    n = warm_pool(config)
+    early_server.while_booting(main_preloads(config.candidates))
+    return n
 
 
 def _chosen(searches: list) -> int:

@@ -30,7 +30,7 @@ from prefect.runtime import flow_run
 
 from credit.paths import runs_dir
 from credit.training import TrainingData, select_best, stratified_sample
-from flows.candidates import train_and_evaluate, warm_pool
+from flows.candidates import train_and_evaluate, warm_retrain
 from flows.cli import cli_main
 from flows.config import DASK_ADDRESS_ENV, RetrainConfig, install_secret_mask
 from flows.prepare import labelled_table_training_data, transactions_training
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         flow_name="retrain",
         description=__doc__.split("\n")[0],
         precheck=lambda config: config.data,
-        warm=warm_pool,
+        warm=warm_retrain,
     )
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +190,29 @@ def adopt(timeout: float | None = None) -> bool:
         time.monotonic() - server.started,
     )
     return True
+
+
+def while_booting(steps: Iterable[Callable[[], object]]) -> int:
+    """Run ``steps`` one after the other while the early server boots, and return how many ran.
+
+    The command would otherwise sit idle until the server answers (its migrations run on one
+    core): steps are work it needs later anyway, such as imports its tasks make on first use.
+    Before each step the server is asked once; as soon as it answers (or has exited, or there
+    is no early server) the remaining steps are left to run when they are needed. A step that
+    raises is skipped: its work fails again, and is reported, where the flow needs it."""
+    server = _server
+    done = 0
+    if server is None or server.adopted:
+        return done
+    for step in steps:
+        if server.process.poll() is not None or server.healthy():
+            break
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - reported where the flow needs it
+            log.debug("preparation step %r failed: %s", step, exc)
+        done += 1
+    return done
 
 
 def offer() -> None:

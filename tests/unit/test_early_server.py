@@ -190,3 +190,37 @@ def test_offered_server_is_taken_at_prefects_first_api_call_only(no_api_url, pre
         assert prefect_start == []
     else:
         assert not server.adopted and prefect_start == [1]  # Prefect's own start, as before
+
+
+def test_while_booting_runs_steps_until_the_server_answers(no_api_url):
+    """Work is done while the server boots, one step at a time, and stops as soon as it
+    answers: the rest waits for the flow. A failing step is skipped, not raised."""
+    server = _early("import time\ntime.sleep(1.5)\n" + HEALTHY)  # boots for 1.5 s, then serves
+    ran: list[int] = []
+
+    def step(i: int):
+        def run() -> None:
+            ran.append(i)
+            if i == 1:
+                raise RuntimeError("a broken import")
+            time.sleep(0.2)
+
+        return run
+
+    try:
+        done = early_server.while_booting(step(i) for i in range(100))
+        assert done == len(ran) and 3 <= done < 100 and ran == list(range(done))
+        assert server.healthy()
+        assert early_server.while_booting([step(0)]) == 0  # it answers: nothing more runs here
+    finally:
+        server.process.kill()
+        server.process.wait()
+
+
+def test_while_booting_runs_nothing_without_a_booting_server(no_api_url):
+    ran: list[str] = []
+    assert early_server.while_booting([lambda: ran.append("x")]) == 0  # no early server
+    server = _early("import sys; sys.exit(0)")
+    server.process.wait()
+    assert early_server.while_booting([lambda: ran.append("x")]) == 0  # it exited
+    assert ran == []

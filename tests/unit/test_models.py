@@ -132,7 +132,7 @@ def test_search_candidate_result_table(data, monkeypatch):
     monkeypatch.setattr(models.os, "cpu_count", lambda: 1)
     res = search_candidate("logreg", X_train, y_train, grid=TINY["logreg"], cv=3)
     assert seen["n_jobs"] == 1 and isinstance(seen["scoring"], models.OOFRecordingAUC)
-    assert seen["refit"] is True
+    assert seen["refit"] is False  # search_candidate refits the best point itself
     assert seen["cv"].n_splits == 3 and seen["cv"].shuffle
     table = res.cv_results
     assert len(table) == 4 and table["rank"].tolist() == sorted(table["rank"])
@@ -141,6 +141,13 @@ def test_search_candidate_result_table(data, monkeypatch):
     assert res.best_params == {k: table.loc[0, k] for k in ("clf__C", "prep__encoding")}
     assert res.best_cv_auc > 0.6 and res.seconds > 0
     assert res.best_estimator.predict_proba(X_train.head(3)).shape == (3, 2)
+    # as GridSearchCV's refit: the best point fitted on every searched row
+    num, cat = models.split_columns(X_train)
+    again = models.build_pipeline("logreg", num, cat).set_params(**res.best_params)
+    again.fit(X_train, y_train)
+    np.testing.assert_array_equal(
+        res.best_estimator.predict_proba(X_train), again.predict_proba(X_train)
+    )
 
 
 def _run(name, X_train, y_train, X_test, y_test, seed):
@@ -228,3 +235,50 @@ def test_prep_cache_gives_the_uncached_search(data, monkeypatch):
         rtol=0,
         atol=1e-12,
     )
+
+
+def test_scorecard_search_bins_the_refit_rows_beside_the_folds(data, monkeypatch):
+    """With a pool, the refit's binning (all searched rows) is computed on a worker while the
+    folds run: the refit in this process bins nothing, and the model is the one a search
+    without it gives."""
+    import credit.woe_scorecard as ws
+
+    X_train, _, y_train, _ = data
+    grid = {"clf__C": [0.1, 1.0], "clf__coding": ["woe", "dummy"]}
+    here = []
+    real = ws._fit_binning
+
+    def counting(frame, *args, **kwargs):
+        here.append(len(frame))  # this process only: the folds bin in the workers
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(ws, "_fit_binning", counting)
+    ahead = search_candidate("scorecard", X_train, y_train, grid=grid, cv=3, n_jobs=2)
+    assert here == []
+    alone = search_candidate("scorecard", X_train, y_train, grid=grid, cv=3, n_jobs=1)
+    assert len(here) == 4 and sum(here[:3]) == 2 * len(X_train)  # 3 folds' training rows,
+    assert here[3] == len(X_train)  # then the refit's
+    assert ahead.best_params == alone.best_params
+    pd.testing.assert_frame_equal(
+        ahead.cv_results.drop(columns="mean_fit_seconds"),
+        alone.cv_results.drop(columns="mean_fit_seconds"),
+    )
+    assert ahead.best_estimator.named_steps["clf"].points_ == (
+        alone.best_estimator.named_steps["clf"].points_
+    )
+    assert ahead.best_estimator.named_steps["clf"].memory is None
+
+
+def test_scorecard_refit_binning_is_not_done_ahead_when_the_grid_changes_it(data, monkeypatch):
+    """A grid over a binning setting: the refit's binning depends on the winner, so nothing is
+    binned ahead (which would be wasted work) and the refit bins in this process."""
+    import credit.woe_scorecard as ws
+
+    X_train, _, y_train, _ = data
+    submitted = []
+    monkeypatch.setattr(
+        ws.WoEScorecard, "bin_into_memory", lambda self, X, y: submitted.append(len(X))
+    )
+    grid = {"clf__max_n_prebins": [10, 20]}
+    search_candidate("scorecard", X_train, y_train, grid=grid, cv=3, n_jobs=2)
+    assert submitted == []

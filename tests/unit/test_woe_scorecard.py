@@ -194,6 +194,37 @@ def test_cached_binning_keys_on_the_frames_contents_and_records_a_one_line_repr(
         assert args["framed"] == f"<DataFrame of {len(X)} rows x {X.shape[1]} columns>"
 
 
+def test_bin_into_memory_bins_as_fit_would_and_leaves_the_estimator_unfitted(
+    german, tmp_path, monkeypatch
+) -> None:
+    """``bin_into_memory`` stores the binning a fit of the same rows computes: fits with other
+    coding / C / min_iv then bin nothing, one with another binning setting bins afresh, and the
+    model is the one fitted without any memory."""
+    from sklearn.exceptions import NotFittedError
+
+    import credit.woe_scorecard as ws
+
+    X, y = german
+    calls = []
+    real = ws._fit_binning
+    monkeypatch.setattr(
+        ws, "_fit_binning", lambda frame, *a, **k: calls.append(len(frame)) or real(frame, *a, **k)
+    )
+    ahead = WoEScorecard(coding="dummy", C=0.1, memory=str(tmp_path))
+    ahead.bin_into_memory(X, y)
+    assert calls == [len(X)]
+    with pytest.raises(NotFittedError):
+        ahead.predict_proba(X)
+    for params in ({"coding": "dummy", "C": 0.1}, {"coding": "woe", "C": 1.0, "min_iv": 0.0}):
+        cached = WoEScorecard(memory=str(tmp_path), **params).fit(X, y)
+        assert cached.points_ == WoEScorecard(**params).fit(X, y).points_
+    assert calls == [len(X)] + [len(X)] * 2  # only the two fits without memory binned
+    WoEScorecard(max_n_prebins=10, memory=str(tmp_path)).fit(X, y)
+    assert len(calls) == 4
+    with pytest.raises(ValueError, match="needs a memory"):
+        WoEScorecard().bin_into_memory(X, y)
+
+
 def test_woe_prior_rows_shrinks_small_bins_only() -> None:
     """The m-estimate: a 30-row bin's WoE moves towards 0, a 600-row bin's barely, an empty
     bin stays 0; with 0 prior rows the raw WoE (optbinning's) comes back."""
