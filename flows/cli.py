@@ -149,7 +149,7 @@ def run_cli(
     """
     from credit.ingest import IngestError, check_source
     from tasks import early_server
-    from tasks.lifecycle import tracked_process
+    from tasks.lifecycle import stop_worker_pool, tracked_process
 
     quiet_console_tracebacks()
     early_server.offer()  # Prefect takes it at its first API call (none: it is killed at exit)
@@ -159,7 +159,8 @@ def run_cli(
                 check_source(precheck)
             if warm is not None:
                 warm()
-            summary = call()
+            with early_server.run_settings():
+                summary = call()
     except IngestError as exc:
         message = mask_secrets(str(exc))
         print(f"error: {message}", file=sys.stderr)
@@ -170,6 +171,8 @@ def run_cli(
         print(f"error: {flow_name} failed: {message}", file=sys.stderr)
         print(json.dumps({"error": message}))
         return 1
+    finally:
+        stop_worker_pool()  # the exit then does not wait for each worker to tear down
     print(json.dumps(summary, default=str))
     return 0
 

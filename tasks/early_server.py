@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,6 +213,32 @@ def while_booting(steps: Iterable[Callable[[], object]]) -> int:
             log.debug("preparation step %r failed: %s", step, exc)
         done += 1
     return done
+
+
+@contextlib.contextmanager
+def run_settings() -> Iterator[None]:
+    """Prefect settings for flow runs served by the early server: no flow-run heartbeats.
+
+    Heartbeats let a lasting Prefect server notice a crashed run; a temporary server ends with
+    the command (whose crashed runs :mod:`tasks.lifecycle` marks at the next start), so they
+    would serve nobody, and Prefect's heartbeat thread, which sleeps in 1 s steps, holds up the
+    end of every flow run by up to a second. Anything else (no early server, or an API URL
+    Prefect will use instead) keeps Prefect's settings."""
+    server = _server
+    if server is None or server.process.poll() is not None:
+        yield
+        return
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_ENABLED,
+        temporary_settings,
+    )
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        yield
+        return
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
 
 
 def offer() -> None:

@@ -5,6 +5,8 @@
   ``kill -9`` of a flow leaves no worker behind. The kernel also signals when only the *thread*
   that spawned the worker exits (loky spawns from whichever thread submits), so the handler exits
   only when the parent process is really gone (``getppid()`` changed).
+* :func:`stop_worker_pool` kills those workers when a command is done with them, so that its
+  exit does not wait for each to tear its interpreter down.
 * :func:`install_server_reaper` does the same for Prefect's temporary API server.
 * :func:`record_run` notes the flow run id with this process's pid and start time under
   ``var/prefect/running/``; :func:`reap_dead_runs` (at the next CLI start) sets every recorded
@@ -70,6 +72,18 @@ def install_worker_reaper() -> None:
             return super().configure(*args, **kwargs)
 
     parallel.BACKENDS["loky"] = DieWithParentLokyBackend
+
+
+def stop_worker_pool() -> None:
+    """Kill the workers of joblib's process-wide loky pool, if one was started, and wait for
+    them to be gone: at the end of a command, instead of letting the interpreter's exit wait
+    while each tears itself down (~0.7 s on this machine). They hold no state by then: every
+    ``Parallel`` call has returned. A later ``Parallel`` call starts a new pool."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)  # loky's one reusable executor
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def install_server_reaper() -> None:

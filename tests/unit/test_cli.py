@@ -143,3 +143,50 @@ def test_log_records_leave_with_passwords_masked():
     finally:
         logger.removeHandler(handler)
     assert lines == ["cannot reach postgresql+psycopg://u:***@h:5432/db"]
+
+
+def _pool_pids() -> set[int]:
+    """Start joblib's process-wide pool (2 workers, as a flow does) and return its workers."""
+    from joblib import Parallel, delayed
+
+    from tasks.lifecycle import install_worker_reaper
+
+    install_worker_reaper()
+    return set(Parallel(n_jobs=2)(delayed(_slow_pid)() for _ in range(4)))
+
+
+def _slow_pid() -> int:
+    import time
+
+    time.sleep(0.3)  # both workers get a share
+    return os.getpid()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited too
+        return stat.read().split(")")[-1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_command_kills_its_pool_workers_instead_of_waiting_for_their_exit(fails, capsys):
+    """The workers hold nothing once the command is done: they are killed when it ends (failed
+    or not), so the interpreter's exit does not wait for each to tear down; a later ``Parallel``
+    starts a new pool."""
+    from joblib import Parallel, delayed
+
+    workers: set[int] = set()
+
+    def command():
+        workers.update(_pool_pids())
+        if fails:
+            raise RuntimeError("broken feed")
+        return {"ok": True}
+
+    assert run_cli(command, flow_name="retrain") == (1 if fails else 0)
+    assert len(workers) == 2 and all(_gone(pid) for pid in workers)
+    assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
+    capsys.readouterr()

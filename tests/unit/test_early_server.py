@@ -224,3 +224,31 @@ def test_while_booting_runs_nothing_without_a_booting_server(no_api_url):
     server.process.wait()
     assert early_server.while_booting([lambda: ran.append("x")]) == 0  # it exited
     assert ran == []
+
+
+def _heartbeat() -> int | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().flows.heartbeat_frequency
+
+
+def test_runs_on_the_early_server_send_no_heartbeats(no_api_url):
+    """Heartbeats only serve a lasting server; on the command's temporary one they would only
+    hold up the end of each flow run. Elsewhere Prefect's setting is kept."""
+    default = _heartbeat()
+    assert default is not None
+    with early_server.run_settings():  # no early server
+        assert _heartbeat() == default
+    server = _early(HEALTHY)
+    try:
+        with early_server.run_settings():
+            assert _heartbeat() is None
+        assert _heartbeat() == default
+        with (
+            temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}),
+            early_server.run_settings(),
+        ):
+            assert _heartbeat() == default  # Prefect will use that server, not ours
+    finally:
+        server.process.kill()
+        server.process.wait()
