@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from credit.training import (
     select_best,
     stratified_sample,
 )
-from credit.worker_start import warm_worker
+from credit.worker_start import lower_priority, warm_worker
 from flows.config import RetrainConfig
 from tasks import early_server
 from tasks.features import content_key
@@ -114,11 +115,17 @@ def main_preloads(candidates: Sequence[str]) -> list[Callable[[], object]]:
 
 
 def warm_retrain(config: RetrainConfig) -> int:
-    """Start the worker pool, then, while a temporary Prefect server started with the command
-    still boots, load what the run will need (:func:`main_preloads`). Returns the pool size."""
-    n = warm_pool(config)
-    early_server.while_booting(main_preloads(config.candidates))
-    return n
+    """Start the worker pool (its workers import the fitting code) and return its size; beside
+    it, while a temporary Prefect server started with the command still boots, load what the run
+    will need here (:func:`main_preloads`) in a thread at the workers' lower priority (on Linux
+    a thread's own niceness), so that the server, which the flow waits for, keeps its core."""
+
+    def preload() -> None:
+        lower_priority()
+        early_server.while_booting(main_preloads(config.candidates))
+
+    threading.Thread(target=preload, name="preload", daemon=True).start()
+    return warm_pool(config)
 
 
 def _chosen(searches: list) -> int:
