@@ -233,6 +233,12 @@ def tidy_cv_results(cv_results: dict[str, Any], param_names: Sequence[str]) -> p
     return table.sort_values(["rank", "mean_fit_seconds"], kind="stable").reset_index(drop=True)
 
 
+def on_local_pool(n_jobs: int | None) -> bool:
+    """Would ``Parallel(n_jobs)`` here run on this machine's process pool (joblib's loky
+    backend, more than one job), rather than in this process or on a Dask cluster?"""
+    return (n_jobs or 1) > 1 and isinstance(get_active_backend()[0], LokyBackend)
+
+
 @contextlib.contextmanager
 def _refit_binning_ahead(
     pipeline: Pipeline, grid: dict[str, list], X: pd.DataFrame, y: pd.Series, n_jobs: int
@@ -247,8 +253,7 @@ def _refit_binning_ahead(
     clf = pipeline.named_steps.get("clf")
     tuned = {key.split("__", 1)[1] for key in grid if key.startswith("clf__")}
     if (
-        n_jobs < 2
-        or not isinstance(get_active_backend()[0], LokyBackend)  # this process's own pool
+        not on_local_pool(n_jobs)
         or not isinstance(clf, WoEScorecard)
         or clf.memory is None
         or tuned & BINNING_PARAMS

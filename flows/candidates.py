@@ -86,8 +86,10 @@ def shared_pool(
 
 
 def pool_preload(candidates: Sequence[str]) -> tuple[str, ...]:
-    """Modules the pool workers import up front: the scorecard's binning is slow to import."""
-    return ("credit.woe_scorecard", "optbinning") if "scorecard" in candidates else ()
+    """Modules the pool workers import up front: the evaluation (matplotlib) and the
+    scorecard's binning are slow to import."""
+    binning = ("credit.woe_scorecard", "optbinning") if "scorecard" in candidates else ()
+    return ("credit.training", *binning)
 
 
 def warm_pool(config: RetrainConfig) -> int:

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from joblib import Parallel, delayed
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sklearn.base import clone
 
-from credit.models import SearchResult, search_candidate, single_threaded
+from credit.models import SearchResult, on_local_pool, search_candidate, single_threaded
 from credit.training import CandidateOutcome, Split, finalize_candidate
 
 
@@ -118,16 +119,31 @@ def evaluate(
         and importance_max_rows is not None
         and len(split.X_test) > importance_max_rows
     )
+    repeats = 0 if sample_importance else importance_repeats
     with joblib_on_dask(dask_address):
-        outcome = finalize_candidate(
-            search,
-            split,
-            model_name=model_name,
-            out_dir=out_dir,
-            seed=seed,
-            n_jobs=n_jobs,
-            importance_repeats=0 if sample_importance else importance_repeats,
-        )
+        if on_local_pool(n_jobs):
+            # on a worker of the shared pool: this process's threads (the other evaluations,
+            # the EDA report, the orchestration) then do not queue for its interpreter lock
+            job = delayed(finalize_candidate)(
+                search,
+                split,
+                model_name=model_name,
+                out_dir=out_dir,
+                seed=seed,
+                n_jobs=1,
+                importance_repeats=repeats,
+            )
+            outcome = Parallel(n_jobs=n_jobs)([job])[0]
+        else:
+            outcome = finalize_candidate(
+                search,
+                split,
+                model_name=model_name,
+                out_dir=out_dir,
+                seed=seed,
+                n_jobs=n_jobs,
+                importance_repeats=repeats,
+            )
     n_test = len(split.X_test)
     if sample_importance:
         _importance_on_sample(
