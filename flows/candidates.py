@@ -19,10 +19,12 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 
@@ -40,7 +42,7 @@ from credit.worker_start import lower_priority, warm_worker
 from flows.config import RetrainConfig
 from tasks import early_server
 from tasks.features import content_key
-from tasks.lifecycle import install_worker_reaper
+from tasks.lifecycle import install_worker_reaper, worker_pool
 from tasks.train import evaluate, importance, train
 
 
@@ -81,8 +83,18 @@ def shared_pool(
     if n > 1 and not dask_address:
         from joblib import Parallel, delayed
 
-        Parallel(n_jobs=n)(delayed(warm_worker)(tuple(preload)) for _ in range(n))
+        how = (n, tuple(preload))
+        pool, done = _warmed
+        if pool() is None or pool() is not worker_pool() or done != how:
+            # not this very pool already: the flow calls this again after warm_retrain started
+            # it, and each warm-up task waits 0.2 s
+            Parallel(n_jobs=n)(delayed(warm_worker)(tuple(preload)) for _ in range(n))
+            _warmed[:] = [weakref.ref(worker_pool()), how]
     return n
+
+
+#: The pool :func:`shared_pool` last warmed (a weak reference to joblib's executor) and how.
+_warmed: list[Any] = [lambda: None, None]
 
 
 def pool_preload(candidates: Sequence[str]) -> tuple[str, ...]:

@@ -79,11 +79,22 @@ def stop_worker_pool() -> None:
     them to be gone: at the end of a command, instead of letting the interpreter's exit wait
     while each tears itself down (~0.7 s on this machine). They hold no state by then: every
     ``Parallel`` call has returned. A later ``Parallel`` call starts a new pool."""
+    executor = worker_pool()
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
+def worker_pool() -> Any:
+    """joblib's process-wide loky executor (the pool ``Parallel`` reuses), or None when there
+    is none to reuse (none started yet, or shut down or broken: the next ``Parallel`` starts
+    another)."""
     from joblib.externals.loky import reusable_executor
 
     executor = getattr(reusable_executor, "_executor", None)  # loky's one reusable executor
-    if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)
+    flags = getattr(executor, "_flags", None)
+    if flags is not None and (flags.shutdown or flags.broken):
+        return None
+    return executor
 
 
 def install_server_reaper() -> None:

@@ -60,3 +60,34 @@ def test_shared_pool_workers_run_niced_and_the_command_does_not():
     assert got["n"] == 2
     assert got["main"] == base
     assert set(got["workers"]) == {max(base, WORKER_NICENESS)}
+
+
+def test_a_pool_is_warmed_once_then_again_only_when_it_changes(monkeypatch):
+    """The flow starts the pool (warm_retrain) and uses it (shared_pool) in one process: the
+    second call must not queue another round of warm-up tasks (each waits 0.2 s) on the very
+    pool it already warmed; another preload list, or a new pool after the old one was stopped,
+    is warmed."""
+    import joblib
+
+    import flows.candidates as C
+    from tasks.lifecycle import stop_worker_pool
+
+    rounds: list[tuple[str, ...]] = []
+    real = joblib.Parallel
+
+    class Counting(real):
+        def __call__(self, iterable):
+            jobs = list(iterable)
+            rounds.append(jobs[0][1][0] if jobs else ())
+            return super().__call__(jobs)
+
+    monkeypatch.setattr(joblib, "Parallel", Counting)
+    stop_worker_pool()
+    assert C.shared_pool(2) == 2 and C.shared_pool(2) == 2
+    assert rounds == [()]
+    C.shared_pool(2, preload=("json",))
+    assert rounds == [(), ("json",)]
+    stop_worker_pool()
+    C.shared_pool(2, preload=("json",))
+    assert rounds == [(), ("json",), ("json",)]
+    stop_worker_pool()
