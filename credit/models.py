@@ -260,6 +260,9 @@ def _refit_binning_ahead(
     ):
         yield
         return
+    # take (or start, or resize) the pool here, before two threads use it at once: joblib
+    # replacing the executor under one thread's jobs stops their workers
+    joblib.Parallel(n_jobs=n_jobs)([joblib.delayed(int)()])
     with ThreadPoolExecutor(1, thread_name_prefix="refit-binning") as ahead:
         done = ahead.submit(
             lambda: joblib.Parallel(n_jobs=n_jobs)([joblib.delayed(clf.bin_into_memory)(X, y)])

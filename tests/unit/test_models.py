@@ -242,6 +242,8 @@ def test_scorecard_search_bins_the_refit_rows_beside_the_folds(data, monkeypatch
     folds run: the refit in this process bins nothing, and the model is the one a search
     without it gives."""
     import credit.woe_scorecard as ws
+    from flows.candidates import pool_preload, shared_pool
+    from tasks.lifecycle import stop_worker_pool
 
     X_train, _, y_train, _ = data
     grid = {"clf__C": [0.1, 1.0], "clf__coding": ["woe", "dummy"]}
@@ -253,6 +255,10 @@ def test_scorecard_search_bins_the_refit_rows_beside_the_folds(data, monkeypatch
         return real(frame, *args, **kwargs)
 
     monkeypatch.setattr(ws, "_fit_binning", counting)
+    # a pool started as the flow starts it: its workers import optbinning first (a worker of an
+    # older pool that imports it mid-task is replaced by loky's leak check, with a warning)
+    stop_worker_pool()
+    shared_pool(2, preload=pool_preload(["scorecard"]))
     ahead = search_candidate("scorecard", X_train, y_train, grid=grid, cv=3, n_jobs=2)
     assert here == []
     alone = search_candidate("scorecard", X_train, y_train, grid=grid, cv=3, n_jobs=1)
