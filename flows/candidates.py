@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -135,7 +136,8 @@ def warm_retrain(config: RetrainConfig) -> int:
     a thread's own niceness), so that the server, which the flow waits for, keeps its core."""
 
     def preload() -> None:
-        lower_priority()
+        if sys.platform.startswith("linux"):  # elsewhere it would lower the whole process
+            lower_priority()
         early_server.while_booting(main_preloads(config.candidates))
 
     threading.Thread(target=preload, name="preload", daemon=True).start()
