@@ -119,31 +119,20 @@ def evaluate(
         and importance_max_rows is not None
         and len(split.X_test) > importance_max_rows
     )
-    repeats = 0 if sample_importance else importance_repeats
+    options = {
+        "model_name": model_name,
+        "out_dir": out_dir,
+        "seed": seed,
+        "importance_repeats": 0 if sample_importance else importance_repeats,
+    }
     with joblib_on_dask(dask_address):
         if on_local_pool(n_jobs):
             # on a worker of the shared pool: this process's threads (the other evaluations,
             # the EDA report, the orchestration) then do not queue for its interpreter lock
-            job = delayed(finalize_candidate)(
-                search,
-                split,
-                model_name=model_name,
-                out_dir=out_dir,
-                seed=seed,
-                n_jobs=1,
-                importance_repeats=repeats,
-            )
+            job = delayed(finalize_candidate)(search, split, n_jobs=1, **options)
             outcome = Parallel(n_jobs=n_jobs)([job])[0]
         else:
-            outcome = finalize_candidate(
-                search,
-                split,
-                model_name=model_name,
-                out_dir=out_dir,
-                seed=seed,
-                n_jobs=n_jobs,
-                importance_repeats=repeats,
-            )
+            outcome = finalize_candidate(search, split, n_jobs=n_jobs, **options)
     n_test = len(split.X_test)
     if sample_importance:
         _importance_on_sample(
