@@ -43,7 +43,7 @@ from credit.worker_start import lower_priority, warm_worker
 from flows.config import RetrainConfig
 from tasks import early_server
 from tasks.features import content_key
-from tasks.lifecycle import install_worker_reaper, worker_pool
+from tasks.lifecycle import await_warm_up, install_worker_reaper, warming_up, worker_pool
 from tasks.train import evaluate, importance, train
 
 
@@ -66,7 +66,11 @@ def candidate_grids(config: RetrainConfig) -> dict[str, dict[str, list] | None]:
 
 
 def shared_pool(
-    n_jobs: int | None, dask_address: str | None = None, preload: Sequence[str] = ()
+    n_jobs: int | None,
+    dask_address: str | None = None,
+    preload: Sequence[str] = (),
+    *,
+    wait: bool = True,
 ) -> int:
     """Start joblib's process-wide pool of ``n_jobs`` workers (default: one per core) before
     the concurrent searches use it, and return its size.
@@ -78,19 +82,33 @@ def shared_pool(
     cluster the fits go there and nothing is started. Each worker first lowers its priority,
     then imports the fitting code and ``preload`` (:func:`credit.worker_start.warm_worker`), so
     loky's leak check does not restart it when the first fit imports them.
+
+    ``wait=False``: the workers are started here, in this thread, and return at once while
+    they warm up; the next call (the flow's, before its searches) waits for that warm-up and
+    raises its error (:func:`tasks.lifecycle.await_warm_up`).
     """
     n = n_jobs or os.cpu_count() or 1
     install_worker_reaper()  # workers exit when this process dies, even by kill -9
     if n > 1 and not dask_address:
         from joblib import Parallel, delayed
 
+        try:
+            await_warm_up()
+        except BaseException:
+            _warmed[:] = [lambda: None, None]  # warmed it was not
+            raise
         how = (n, tuple(preload))
         pool, done = _warmed
         if pool() is None or pool() is not worker_pool() or done != how:
             # not this very pool already: the flow calls this again after warm_retrain started
             # it, and each warm-up task waits 0.2 s
-            Parallel(n_jobs=n)(delayed(warm_worker)(tuple(preload)) for _ in range(n))
+            warm_ups = Parallel(n_jobs=n, return_as="generator_unordered")(
+                delayed(warm_worker)(tuple(preload)) for _ in range(n)
+            )
             _warmed[:] = [weakref.ref(worker_pool()), how]
+            warming_up(warm_ups)
+            if wait:
+                await_warm_up()
     return n
 
 
@@ -105,9 +123,10 @@ def pool_preload(candidates: Sequence[str]) -> tuple[str, ...]:
     return ("credit.training", *binning)
 
 
-def warm_pool(config: RetrainConfig) -> int:
+def warm_pool(config: RetrainConfig, *, wait: bool = True) -> int:
     """Start the run's worker pool ahead of the flow (while its Prefect server boots)."""
-    return shared_pool(config.n_jobs, config.dask_address, pool_preload(config.candidates))
+    preload = pool_preload(config.candidates)
+    return shared_pool(config.n_jobs, config.dask_address, preload, wait=wait)
 
 
 def _build_transaction_schemas() -> None:
@@ -130,10 +149,12 @@ def main_preloads(candidates: Sequence[str]) -> list[Callable[[], object]]:
 
 
 def warm_retrain(config: RetrainConfig) -> int:
-    """Start the worker pool (its workers import the fitting code) and return its size; beside
-    it, while a temporary Prefect server started with the command still boots, load what the run
-    will need here (:func:`main_preloads`) in a thread at the workers' lower priority (on Linux
-    a thread's own niceness), so that the server, which the flow waits for, keeps its core."""
+    """Start the worker pool and return its size without waiting for its workers to import
+    the fitting code: the flow begins as soon as its server answers, and only its searches
+    wait for the pool. Beside it, while a temporary Prefect server started with the command
+    still boots, load what the run will need here (:func:`main_preloads`) in a thread at the
+    workers' lower priority (on Linux a thread's own niceness), so that the server, which the
+    flow waits for, keeps its core."""
 
     def preload() -> None:
         if sys.platform.startswith("linux"):  # elsewhere it would lower the whole process
@@ -141,7 +162,7 @@ def warm_retrain(config: RetrainConfig) -> int:
         early_server.while_booting(main_preloads(config.candidates))
 
     threading.Thread(target=preload, name="preload", daemon=True).start()
-    return warm_pool(config)
+    return warm_pool(config, wait=False)
 
 
 def _chosen(searches: list) -> int:

@@ -3,8 +3,9 @@
 A command run without ``PREFECT_API_URL`` (``python -m flows.retrain ...``) gets a temporary
 Prefect server, which Prefect starts when the flow first calls its API: after every import, and
 the flow then waits ~9 s on this 2-core machine (server imports, then the migrations of a fresh
-database). :func:`start` spawns the very same server (Prefect's own command line) before the
-command's imports, so the two overlap; :func:`adopt` waits until it answers and hands it to
+database). :func:`start` spawns the very same server (Prefect's own command line, its SQLite
+database migrated ahead by :mod:`tasks.server_boot`) before the command's imports, so the two
+overlap; :func:`adopt` waits until it answers and hands it to
 Prefect (:class:`prefect.server.api.server.SubprocessASGIServer`), which
 then uses and stops it exactly as one it had started itself. :func:`offer` defers that to the
 moment Prefect would start its own server, so a command that fails before using the API does
@@ -35,6 +36,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _FALSE = {"0", "false", "no", "off"}
+_ROOT = Path(__file__).resolve().parents[1]  # where ``tasks.server_boot`` is imported from
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignores *_PROXY
 
 
@@ -105,16 +107,31 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 def command(port: int) -> list[str]:
-    """Prefect's own command line for its temporary server (``SubprocessASGIServer``)."""
+    """Prefect's own command line for its temporary server (``SubprocessASGIServer``), with
+    :mod:`tasks.server_boot` in place of ``-m uvicorn``: the same server, its SQLite database
+    migrated over the synchronous driver first."""
     spec = importlib.util.find_spec("prefect")
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError("prefect")
     app_dir = Path(spec.origin).parent.parent
     return [
-        sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
+        sys.executable, "-m", "tasks.server_boot", "--app-dir", str(app_dir),
         "--factory", "prefect.server.api.server:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on",
     ]  # fmt: skip
+
+
+def server_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: this one, with Prefect's settings for its temporary server
+    and this project importable from any working directory (:mod:`tasks.server_boot`)."""
+    env = dict(os.environ if environ is None else environ)
+    return {
+        **env,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")])),
+    }
 
 
 def start() -> EarlyServer | None:
@@ -126,14 +143,8 @@ def start() -> EarlyServer | None:
     if _server is not None or not wanted():
         return _server
     port = _free_port()
-    env = {
-        **os.environ,
-        "PREFECT_UI_ENABLED": "0",
-        "PREFECT__SERVER_EPHEMERAL": "1",
-        "PREFECT__SERVER_FINAL": "1",
-    }
     try:
-        process = subprocess.Popen(command(port), env=env, preexec_fn=_die_with_parent())
+        process = subprocess.Popen(command(port), env=server_env(), preexec_fn=_die_with_parent())
     except (OSError, ModuleNotFoundError) as exc:
         log.debug("no early Prefect server: %s", exc)
         return None

@@ -22,6 +22,8 @@ import logging
 import os
 import signal
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +76,34 @@ def install_worker_reaper() -> None:
     parallel.BACKENDS["loky"] = DieWithParentLokyBackend
 
 
+#: Warm-ups of the pool still running: joblib's output generators (``Parallel`` with
+#: ``return_as="generator_unordered"``), started in the thread that waits for them.
+_warm_ups: list[Iterator[Any]] = []
+
+
+def warming_up(results: Iterator[Any]) -> None:
+    """Remember a pool warm-up started without waiting (:func:`await_warm_up` waits for it)."""
+    _warm_ups.append(results)
+
+
+def await_warm_up() -> None:
+    """Wait for the pool's pending warm-ups to finish; a warm-up's error is raised here."""
+    while _warm_ups:
+        for _ in _warm_ups.pop(0):
+            pass
+
+
 def stop_worker_pool() -> None:
     """Kill the workers of joblib's process-wide loky pool, if one was started, and wait for
     them to be gone: at the end of a command, instead of letting the interpreter's exit wait
     while each tears itself down (~0.7 s on this machine). They hold no state by then: every
-    ``Parallel`` call has returned. A later ``Parallel`` call starts a new pool."""
+    ``Parallel`` call has returned, and a warm-up nobody waited for (a command that failed
+    before its searches) is dropped without a word. A later ``Parallel`` call starts a new
+    pool."""
+    while _warm_ups:
+        with warnings.catch_warnings():  # joblib warns of the warm-up tasks it cancels
+            warnings.simplefilter("ignore")
+            _warm_ups.pop().close()  # joblib stops the pool's workers
     executor = worker_pool()
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)

@@ -91,3 +91,68 @@ def test_a_pool_is_warmed_once_then_again_only_when_it_changes(monkeypatch):
     C.shared_pool(2, preload=("json",))
     assert rounds == [(), ("json",), ("json",)]
     stop_worker_pool()
+
+
+def test_a_warm_up_not_waited_for_is_waited_for_before_the_pool_is_used():
+    """warm_retrain starts the pool without waiting for its workers' imports (the flow begins
+    as soon as its server answers); the flow's own call, before its searches, waits for that
+    warm-up and raises its error; a warm-up that failed is not taken for done."""
+    got = _python(
+        """
+        import json, os, time
+        from flows.candidates import shared_pool
+        from tasks import lifecycle
+        from tasks.lifecycle import worker_pool
+        t = time.perf_counter()
+        shared_pool(2, preload=("time",), wait=False)
+        started = worker_pool() is not None
+        pending = len(lifecycle._warm_ups)
+        shared_pool(2, preload=("time",))
+        waited = len(lifecycle._warm_ups)
+        shared_pool(2, preload=("no_such_module_here",), wait=False)
+        try:
+            shared_pool(2, preload=("no_such_module_here",))
+            error = None
+        except ModuleNotFoundError as exc:
+            error = str(exc)
+        try:
+            shared_pool(2, preload=("no_such_module_here",))  # warmed again: fails again
+            again = None
+        except ModuleNotFoundError as exc:
+            again = str(exc)
+        print(json.dumps({"started": started, "pending": pending, "waited": waited,
+                          "error": error, "again": again}))
+        """
+    )
+    assert got == {
+        "started": True,  # the workers are spawned by this thread (their reaper is its own)
+        "pending": 1,
+        "waited": 0,
+        "error": "No module named 'no_such_module_here'",
+        "again": "No module named 'no_such_module_here'",
+    }
+
+
+def test_a_command_that_stops_before_its_searches_drops_the_warm_up_quietly():
+    """A command that fails before the flow waits for the pool (bad data) stops the pool at
+    once: no joblib warning about cancelled tasks, no worker left."""
+    got = _python(
+        """
+        import json, warnings
+        warnings.simplefilter("always")
+        from flows.candidates import shared_pool
+        from tasks.lifecycle import stop_worker_pool, worker_pool
+        shared_pool(2, preload=("sklearn.ensemble",), wait=False)
+        pids = list(worker_pool()._processes)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stop_worker_pool()
+        import psutil
+        alive = [p for p in pids if psutil.pid_exists(p) and
+                 psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        print(json.dumps({"workers": len(pids), "alive": alive,
+                          "warnings": [str(w.message) for w in caught],
+                          "pool": worker_pool() is not None}))
+        """
+    )
+    assert got == {"workers": 2, "alive": [], "warnings": [], "pool": False}
