@@ -9,7 +9,6 @@ through ``BATI_DB_URL`` instead of a parameter.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,24 +34,18 @@ from schemas.defaults import (
     OBSERVATION_DAYS,
     PERFORMANCE_DAYS,
 )
-from schemas.settings import setting
+from schemas.settings import mask_secrets, setting
 
 if TYPE_CHECKING:
     from registry import PromotionPolicy
 
 DASK_ADDRESS_ENV = "BATI_DASK_ADDRESS"
 CandidateName = Literal[CANDIDATES]  # type: ignore[valid-type]
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*:)[^\s@/]*@")
 
 #: ``json_schema_extra`` markers read by :mod:`flows.cli`.
 CLI_ENV = "cli_env"  # the CLI puts the value in this environment variable, not in a parameter
 CLI_HIDDEN = "cli_hidden"  # no command-line option
 CLI_FLAGS = "cli_flags"  # a bool | None field: (flag for True, flag for False)
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with every URL password replaced by ``***`` (for parameters, logs, messages)."""
-    return _URL_PASSWORD.sub(r"\g<head>***@", text)
 
 
 class _MaskSecrets(logging.Filter):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,13 @@ DB_BACKENDS = ("sqlite", "postgresql")
 DB_URL_EXAMPLES = "sqlite:///path/to/bati.db or postgresql+psycopg://user@host:5432/db"
 _SECRETS = ("db_url", "store_url", "landing", "alert_webhook", "admin_token")
 _local = threading.local()  # the environment one load reads (None: os.environ)
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*:)[^\s@/]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every URL password replaced by ``***`` (for parameters, logs, messages)."""
+    return _URL_PASSWORD.sub(r"\g<head>***@", text)
 
 
 class SettingError(ValueError):

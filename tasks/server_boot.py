@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         migrate_sqlite()
     except Exception as exc:  # noqa: BLE001 - Prefect migrates at start-up instead
+        from schemas.settings import mask_secrets
+
+        reason = mask_secrets(f"{type(exc).__name__}: {exc}".splitlines()[0])
         print(
-            f"Prefect database not migrated ahead ({type(exc).__name__}: {exc}); "
-            "Prefect migrates it at start-up",
+            f"Prefect database not migrated ahead ({reason}); Prefect migrates it at start-up",
             file=sys.stderr,
         )
     from uvicorn.main import main as uvicorn

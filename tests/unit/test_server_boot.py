@@ -94,7 +94,9 @@ def test_a_failed_migration_is_left_to_prefect(monkeypatch, capsys):
     started = []
 
     def broken() -> bool:
-        raise sqlite3.OperationalError("disk I/O error")
+        raise sqlite3.OperationalError(
+            "disk I/O error\nfrom postgresql://bati:s3cret-pw@db.internal:5432/prefect"
+        )
 
     monkeypatch.setattr(server_boot, "migrate_sqlite", broken)
     monkeypatch.setattr("uvicorn.main.main", lambda args, prog_name: started.append(args))
@@ -103,7 +105,19 @@ def test_a_failed_migration_is_left_to_prefect(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == (
         "Prefect database not migrated ahead (OperationalError: disk I/O error); "
         "Prefect migrates it at start-up"
-    )
+    )  # one line: the rest of a message may hold anything
+
+
+def test_a_password_in_the_reason_is_masked(monkeypatch, capsys):
+    def broken() -> bool:
+        raise ValueError("cannot reach postgresql://bati:s3cret-pw@db.internal:5432/prefect")
+
+    monkeypatch.setattr(server_boot, "migrate_sqlite", broken)
+    monkeypatch.setattr("uvicorn.main.main", lambda args, prog_name: None)
+    server_boot.main([])
+    err = capsys.readouterr().err
+    assert "s3cret-pw" not in err
+    assert "postgresql://bati:***@db.internal:5432/prefect" in err
 
 
 @pytest.mark.parametrize(
