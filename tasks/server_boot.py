@@ -31,15 +31,17 @@ _REFLECTION_WARNING = "Skipped unsupported reflection of expression-based index"
 
 
 def sqlite_database(url: str) -> Path | None:
-    """The file of a SQLite database URL; ``None`` for another database or an in-memory one."""
+    """The file of a SQLite database URL; ``None`` for another database, an in-memory one or a
+    ``file:`` URI (left to Prefect as it is)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
-    if parsed.database == ":memory:" or parsed.query.get("mode") == "memory":
+    if database.startswith("file:") or parsed.query.get("mode") == "memory":
         return None
-    return Path(parsed.database)
+    return Path(database).expanduser()
 
 
 def migrate_sqlite() -> bool:

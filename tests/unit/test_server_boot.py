@@ -126,6 +126,8 @@ def test_a_password_in_the_reason_is_masked(monkeypatch, capsys):
         ("sqlite+aiosqlite:////tmp/p/prefect.db", Path("/tmp/p/prefect.db")),
         ("sqlite+aiosqlite:///:memory:", None),
         ("sqlite+aiosqlite:///file:db?mode=memory&cache=shared&uri=true", None),
+        ("sqlite+aiosqlite:///file::memory:?cache=shared&uri=true", None),  # Prefect's tests
+        ("sqlite+aiosqlite:///file:/tmp/p/prefect.db?uri=true", None),
         ("postgresql+asyncpg://postgres@127.0.0.1:5432/prefect", None),
     ],
 )
