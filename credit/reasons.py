@@ -223,6 +223,7 @@ class ColumnwiseModel:
     terms: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
     thresholds: list[np.ndarray] | None = None
     float32: bool = False  # the trees compare float32 values (scikit-learn's forests)
+    terms_min_rows: int = 0  # fewer rows take the stacked path (a forest: see columnwise_view)
 
 
 def columnwise_impacts(
@@ -235,12 +236,13 @@ def columnwise_impacts(
     minus that feature's drop, then the link. Other heads: the reset rows go to the head in one
     stacked call per ``chunk_rows`` rows; with split ``thresholds`` only the (customer, feature)
     pairs whose reset moves some column across a split threshold (the others' impact is
-    exactly 0: every tree takes the same path).
+    exactly 0: every tree takes the same path). Fewer than ``terms_min_rows`` rows take that
+    stacked path even with ``terms``, when one call of the head costs less.
     """
     Z = model.transform(X)
     n, k = len(Z), len(model.groups)
     zr = model.z_reference
-    terms = decision_terms(model, Z)
+    terms = decision_terms(model, Z) if n >= model.terms_min_rows else None
     if terms is not None and model.link is not None:
         decision, delta = terms
         base = model.link(decision)

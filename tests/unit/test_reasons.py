@@ -182,15 +182,15 @@ def _fitted(name: str, calibrate: str | None = None):
 )
 def test_columnwise_impacts_equal_the_stacked_re_prediction(name, calibrate):
     """Transforming once (linear: exact per-column terms; boosted trees: rewired trees; a
-    forest: only the resets that cross a split) gives the impacts and reasons of re-predicting
-    every stacked raw row."""
+    forest: each reset row walked again from where it leaves its path) gives the impacts and
+    reasons of re-predicting every stacked raw row."""
     from credit.reasons import columnwise_impacts
 
     model, X = _fitted(name, calibrate)
     view = model._columnwise()
     assert view is not None
     assert (view.linear is not None) == (name == "logreg")
-    assert (view.terms is not None) == (name == "hist_gb")
+    assert (view.terms is not None) == (name in ("hist_gb", "random_forest"))
     Xa = model._align(X)
     base, impact = reason_impacts(
         lambda b: model.estimator_.predict_proba(b)[:, 1], Xa, model.reference_
@@ -207,13 +207,17 @@ def test_columnwise_impacts_equal_the_stacked_re_prediction(name, calibrate):
         assert [r["text"] for r in g] == [r["text"] for r in e]
 
 
-def test_tree_impacts_predict_only_resets_that_cross_a_split():
-    """A forest is asked only about (customer, feature) pairs whose reset crosses one of its
-    split thresholds; a customer at the reference everywhere costs no call at all."""
+def test_tree_impacts_predict_only_resets_that_cross_a_split(monkeypatch):
+    """Trees read through no terms (here boosted trees too large to tabulate) are asked only
+    about (customer, feature) pairs whose reset crosses one of their split thresholds; a
+    customer at the reference everywhere costs no call at all."""
+    import credit.tree_resets
     from credit.reasons import columnwise_impacts
 
-    model, X = _fitted("random_forest")
+    monkeypatch.setattr(credit.tree_resets, "MAX_TABLE_SPLITS", 0)
+    model, X = _fitted("hist_gb")
     view = model._columnwise()
+    assert view.terms is None and view.thresholds is not None
     rows: list[int] = []
     head = view.head
 
@@ -325,3 +329,36 @@ def test_additive_top_impacts_equal_the_full_impact_matrix_with_ties(
     from dataclasses import replace
 
     assert additive_top_impacts(replace(model, link=lambda d: expit(2 * d)), X) is None
+
+
+def test_a_forest_scores_a_few_rows_in_one_stacked_call_and_many_by_its_trees():
+    """Walking 150 trees costs about the same for 1 row as for 50: below
+    ``FOREST_TERMS_MIN_ROWS`` rows the forest's head is called once on the resets that cross a
+    split, above it no reset row is predicted; both give the same impacts."""
+    from dataclasses import replace
+
+    from credit.reasons import columnwise_impacts
+    from credit.scoring import FOREST_TERMS_MIN_ROWS
+
+    model, X = _fitted("random_forest")
+    view = model._columnwise()
+    assert view.terms is not None and view.thresholds is not None
+    calls: list[int] = []
+    head = view.head
+
+    def counting(Z):
+        calls.append(len(Z))
+        return head(Z)
+
+    counted = replace(view, head=counting)
+    few = model._align(X.head(FOREST_TERMS_MIN_ROWS - 1))
+    base, impact = columnwise_impacts(counted, few)
+    assert calls[0] == len(few) and sum(calls[1:]) > 0  # the stacked resets
+    calls.clear()
+    base2, impact2 = columnwise_impacts(replace(counted, terms_min_rows=0), few)
+    assert calls == []  # the trees' walk: no head call at all
+    np.testing.assert_allclose(base2, base, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(impact2, impact, rtol=0, atol=1e-12)
+    many = model._align(X.head(FOREST_TERMS_MIN_ROWS))
+    columnwise_impacts(counted, many)
+    assert calls == []

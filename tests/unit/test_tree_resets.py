@@ -1,4 +1,5 @@
-"""A boosted ensemble's reset drops from rewired trees equal re-predicting the reset rows."""
+"""A boosted ensemble's reset drops from rewired trees, a forest's from the reset rows walked
+again where they leave their path: both equal re-predicting the reset rows."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from credit.reasons import additive_top_impacts, columnwise_impacts, reason_impacts, top_order
-from credit.tree_resets import boosted_reset_terms
+from credit.tree_resets import boosted_reset_terms, forest_reset_terms
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -131,3 +132,41 @@ def test_served_hist_gb_never_re_predicts_reset_rows():
     np.testing.assert_array_equal(pd_, base)
     assert reason.any()
     assert np.array_equal(np.where(reason, order, -1), np.where(reason, expected, -1))
+
+
+@pytest.mark.parametrize("reference_missing", [False, True])
+@pytest.mark.parametrize("depth", [1, 3, 8, None])
+def test_forest_drops_are_the_probability_of_each_reset_row(reference_missing, depth):
+    """Per row and feature (one feature owning two columns), ``proba - drop`` is the forest's
+    own probability of the row with that feature's columns at the reference, NaN values and
+    references included, trees of any depth; ``proba`` is predict_proba bit for bit, in one
+    block of rows or many."""
+    Z, y = _data(3)
+    clf = RandomForestClassifier(n_estimators=15, max_depth=depth, random_state=0).fit(Z, y)
+    groups = [np.array([0]), np.array([1, 2]), np.array([3]), np.array([4]), np.array([5])]
+    z_ref = np.nanmedian(Z, axis=0) + 1e-9  # between two float32 values: compared as float32
+    if reference_missing:
+        z_ref[[0, 2]] = np.nan
+    terms = forest_reset_terms(clf, groups, z_ref)
+    assert terms is not None
+    proba, drop = terms(Z)
+    np.testing.assert_array_equal(proba, clf.predict_proba(Z)[:, 1])
+    for j, cols in enumerate(groups):
+        reset = Z.copy()
+        reset[:, cols] = z_ref[cols]
+        np.testing.assert_allclose(proba - drop[:, j], clf.predict_proba(reset)[:, 1], atol=1e-12)
+    assert (drop != 0).any(axis=0)[:3].all()  # the informative features move the PD
+    blocks = forest_reset_terms(clf, groups, z_ref, block=7)
+    assert blocks is not None
+    np.testing.assert_array_equal(blocks(Z)[0], proba)
+    np.testing.assert_allclose(blocks(Z)[1], drop, rtol=0, atol=1e-15)
+
+
+def test_forests_of_other_shapes_are_refused():
+    Z, y = _data(4)
+    Z = np.nan_to_num(Z)
+    groups = [np.array([c]) for c in range(6)]
+    three = RandomForestClassifier(n_estimators=3, random_state=0).fit(Z, np.arange(len(Z)) % 3)
+    assert forest_reset_terms(three, groups, np.zeros(6)) is None
+    two = RandomForestClassifier(n_estimators=3, random_state=0).fit(Z, np.c_[y, y])
+    assert forest_reset_terms(two, groups, np.zeros(6)) is None
