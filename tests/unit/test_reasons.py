@@ -207,6 +207,19 @@ def test_columnwise_impacts_equal_the_stacked_re_prediction(name, calibrate):
         assert [r["text"] for r in g] == [r["text"] for r in e]
 
 
+def _counting(view):
+    """``view`` with a head that records how many rows each call predicts, and that record."""
+    from dataclasses import replace
+
+    calls: list[int] = []
+
+    def counting(Z):
+        calls.append(len(Z))
+        return view.head(Z)
+
+    return replace(view, head=counting), calls
+
+
 def test_tree_impacts_predict_only_resets_that_cross_a_split(monkeypatch):
     """Trees read through no terms (here boosted trees too large to tabulate) are asked only
     about (customer, feature) pairs whose reset crosses one of their split thresholds; a
@@ -218,16 +231,7 @@ def test_tree_impacts_predict_only_resets_that_cross_a_split(monkeypatch):
     model, X = _fitted("hist_gb")
     view = model._columnwise()
     assert view.terms is None and view.thresholds is not None
-    rows: list[int] = []
-    head = view.head
-
-    def counting(Z):
-        rows.append(len(Z))
-        return head(Z)
-
-    from dataclasses import replace
-
-    counted = replace(view, head=counting)
+    counted, rows = _counting(view)
     Xa = model._align(X)
     columnwise_impacts(counted, Xa)
     assert rows[0] == len(Xa) and 0 < sum(rows[1:]) < len(Xa) * len(view.groups)
@@ -343,14 +347,7 @@ def test_a_forest_scores_a_few_rows_in_one_stacked_call_and_many_by_its_trees():
     model, X = _fitted("random_forest")
     view = model._columnwise()
     assert view.terms is not None and view.thresholds is not None
-    calls: list[int] = []
-    head = view.head
-
-    def counting(Z):
-        calls.append(len(Z))
-        return head(Z)
-
-    counted = replace(view, head=counting)
+    counted, calls = _counting(view)
     few = model._align(X.head(FOREST_TERMS_MIN_ROWS - 1))
     base, impact = columnwise_impacts(counted, few)
     assert calls[0] == len(few) and sum(calls[1:]) > 0  # the stacked resets
