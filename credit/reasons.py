@@ -207,9 +207,10 @@ class ColumnwiseModel:
     ``z_reference`` (the transformed reference row): no second pass through the preprocessing.
     ``linear`` ``(w, b)`` when the head is ``link(Z @ w + b)`` (a logistic regression, possibly
     calibrated): the reset decisions are exact sums, no model call at all. ``terms`` when the
-    head is ``link(decision(Z))`` with an additive decision (a boosted ensemble's raw score):
-    ``terms(Z)`` gives ``(decision, drop)``, reset ``j``'s decision being
-    ``decision - drop[:, j]`` (:func:`credit.tree_resets.boosted_reset_terms`). ``thresholds`` (per
+    head is ``link(decision(Z))`` with an additive decision (a boosted ensemble's raw score, a
+    forest's mean leaf probability): ``terms(Z)`` gives ``(decision, drop)``, reset ``j``'s
+    decision being ``decision - drop[:, j]`` (:func:`credit.tree_resets.boosted_reset_terms`,
+    :func:`credit.tree_resets.forest_reset_terms`). ``thresholds`` (per
     transformed column, the sorted split thresholds of a tree ensemble): a reset that crosses
     none of them changes no tree's path, so its impact is 0 without a model call.
     """

@@ -338,7 +338,9 @@ def columnwise_view(
     ``CalibratedClassifierCV`` (sigmoid or isotonic), as a :class:`ColumnwiseModel`: the
     preprocessing's column groups, the classifier (and calibrator) as head; a logistic
     regression as an exact linear head, a boosted ensemble as an additive head (its rewired
-    trees, :mod:`credit.tree_resets`), a random forest with its split thresholds."""
+    trees, :mod:`credit.tree_resets`), a random forest as an additive head too (its trees'
+    mean probability, walked again where a reset leaves a row's path) that keeps its split
+    thresholds for calls of fewer than :data:`FOREST_TERMS_MIN_ROWS` rows."""
     calibrator = None
     if hasattr(estimator, "calibrated_classifiers_"):
         ccs = estimator.calibrated_classifiers_

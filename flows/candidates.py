@@ -123,10 +123,11 @@ def pool_preload(candidates: Sequence[str]) -> tuple[str, ...]:
     return ("credit.training", *binning)
 
 
-def warm_pool(config: RetrainConfig, *, wait: bool = True) -> int:
-    """Start the run's worker pool ahead of the flow (while its Prefect server boots)."""
+def warm_pool(config: RetrainConfig) -> int:
+    """Start the run's worker pool ahead of the flow (while its Prefect server boots), without
+    waiting for its warm-up: the flow's own :func:`shared_pool` call waits for it."""
     preload = pool_preload(config.candidates)
-    return shared_pool(config.n_jobs, config.dask_address, preload, wait=wait)
+    return shared_pool(config.n_jobs, config.dask_address, preload, wait=False)
 
 
 def _build_transaction_schemas() -> None:
@@ -162,7 +163,7 @@ def warm_retrain(config: RetrainConfig) -> int:
         early_server.while_booting(main_preloads(config.candidates))
 
     threading.Thread(target=preload, name="preload", daemon=True).start()
-    return warm_pool(config, wait=False)
+    return warm_pool(config)
 
 
 def _chosen(searches: list) -> int:
